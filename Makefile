@@ -1,0 +1,37 @@
+# Quickstart:  make demo   (set up, train CSC on the embedded corpus, evaluate, print the table)
+#              make test   (set up, lint, run the test suite)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= runs/demo
+
+.PHONY: setup demo test lint format results benchmark clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) train.py --config configs/default.py --workdir $(DEMO_DIR)
+
+test: setup lint
+	$(PY) -m pytest -q -n 2 --durations=15 tests
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+benchmark: setup
+	$(PY) benchmark.py --config configs/benchmark.py
+
+clean:
+	rm -rf runs cache .pytest_cache
