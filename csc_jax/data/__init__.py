@@ -1,0 +1,1 @@
+"""Data: corpora, sources, host pipeline, on-device mixing, trial lists."""
