@@ -1,0 +1,56 @@
+"""Shared fixtures: a tiny config that trains in seconds on CPU."""
+
+import os
+
+import pytest
+
+# Tests run on the host CPU; more than one simulated device is opted into per test process.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+def make_tiny_config(cache_dir, **overrides):
+    from csc_jax.config import base_config
+
+    c = base_config()
+    c.data.cache_dir = str(cache_dir)
+    c.data.segment_seconds = 0.1
+    c.data.batch_size = 4
+    c.data.synthetic.num_train_speakers = 6
+    c.data.synthetic.num_test_speakers = 4
+    c.data.synthetic.train_utterances_per_speaker = 3
+    c.data.synthetic.test_utterances_per_speaker = 3
+    c.data.synthetic.min_seconds = 0.5
+    c.data.synthetic.max_seconds = 0.8
+    c.mixing.num_conditions = 2
+    m = c.model
+    m.enc_filters, m.enc_kernel, m.bottleneck, m.hidden = 16, 8, 16, 32
+    m.blocks, m.repeats, m.extraction_blocks = 2, 1, 1
+    m.speaker_dim, m.attention_heads, m.attention_dim = 16, 2, 16
+    c.optim.warmup_steps = 1
+    c.optim.learning_rate = 3e-3
+    c.train.steps = 4
+    c.train.log_every = 1
+    c.train.checkpoint_every = 2
+    c.train.progress_bar = False
+    c.train.eval_at_end = False
+    c.eval.seconds = 0.5
+    c.eval.max_trials = 40
+    c.eval.batch_size = 8
+    for key, value in overrides.items():
+        node = c
+        *path, last = key.split(".")
+        for p in path:
+            node = node[p]
+        node[last] = value
+    return c
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One corpus cache for the whole session (generation is deterministic)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def tiny_config(shared_cache):
+    return make_tiny_config(shared_cache)

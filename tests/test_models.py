@@ -1,0 +1,143 @@
+"""Shapes, dtypes and basic behaviour of every module of the CSC model."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from csc_jax.models import model_from_config
+from csc_jax.models.cross_attention import CrossAttention
+from csc_jax.models.encoder import WaveformDecoder, WaveformEncoder, frame, num_frames, overlap_add
+from csc_jax.models.separator import TCN, DepthwiseConv1D, GlobalLayerNorm, SeparatorTrunk
+
+
+def test_frame_and_overlap_add_shapes_and_inverse():
+    x = jnp.arange(2 * 50, dtype=jnp.float32).reshape(2, 50)
+    f = frame(x, 8)
+    assert f.shape == (2, num_frames(50, 8), 8)
+    # Frames hold consecutive samples with hop L/2.
+    np.testing.assert_array_equal(f[0, 1], x[0, 4:12])
+    # With a window that sums to one over the overlap (0.5, 0.5), overlap-add inverts framing
+    # everywhere except the first and last half-frame.
+    y = overlap_add(f * 0.5, 50)
+    np.testing.assert_allclose(y[:, 4:46], x[:, 4:46], rtol=1e-6)
+
+
+def test_encoder_decoder_shapes():
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 2, 400))
+    enc = WaveformEncoder(filters=16, kernel=8)
+    p = enc.init(jax.random.PRNGKey(1), x)
+    e = enc.apply(p, x)
+    assert e.shape == (3, 2, num_frames(400, 8), 16) and e.dtype == jnp.float32
+    assert float(e.min()) >= 0.0  # ReLU features
+    dec = WaveformDecoder(kernel=8)
+    pd = dec.init(jax.random.PRNGKey(2), e, 400)
+    assert dec.apply(pd, e, 400).shape == (3, 2, 400)
+
+
+def test_encoder_rejects_odd_kernel():
+    with pytest.raises(ValueError, match="enc_kernel"):
+        WaveformEncoder(filters=4, kernel=7).init(jax.random.PRNGKey(0), jnp.zeros((1, 64)))
+
+
+def test_global_layer_norm_normalises_each_example():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 30, 8)) * 5 + 3
+    ln = GlobalLayerNorm()
+    y = ln.apply(ln.init(jax.random.PRNGKey(1), x), x)
+    np.testing.assert_allclose(jnp.mean(y, axis=(1, 2)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(jnp.std(y, axis=(1, 2)), 1.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 4])
+def test_depthwise_conv_matches_lax_conv(dilation):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 20, 6))
+    conv = DepthwiseConv1D(kernel=3, dilation=dilation)
+    p = conv.init(jax.random.PRNGKey(1), x)
+    y = conv.apply(p, x)
+    w = p["params"]["kernel"]  # (P, C)
+    ref = jax.lax.conv_general_dilated(
+        x,
+        w[:, None, :],
+        window_strides=(1,),
+        padding=[(dilation, dilation)],
+        rhs_dilation=(dilation,),
+        dimension_numbers=("NWC", "WIO", "NWC"),
+        feature_group_count=6,
+    )
+    np.testing.assert_allclose(y, ref + p["params"]["bias"], rtol=1e-5, atol=1e-5)
+
+
+def test_tcn_and_trunk_shapes():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 25, 16))
+    tcn = TCN(hidden=32, kernel=3, blocks=2, repeats=2)
+    assert tcn.apply(tcn.init(jax.random.PRNGKey(1), x), x).shape == x.shape
+    trunk = SeparatorTrunk(bottleneck=8, hidden=16, kernel=3, blocks=2, repeats=1)
+    assert trunk.apply(trunk.init(jax.random.PRNGKey(2), x), x).shape == (2, 3, 25, 8)
+
+
+def test_cross_attention_shapes_and_mask():
+    q = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 8))
+    frames = jax.random.normal(jax.random.PRNGKey(1), (2, 12, 5))
+    att = CrossAttention(heads=2, head_dim=4, out_dim=6)
+    p = att.init(jax.random.PRNGKey(2), q, frames)
+    c, w = att.apply(p, q, frames)
+    assert c.shape == (2, 3, 6) and c.dtype == jnp.float32
+    assert w.shape == (2, 3, 2, 12)
+    np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
+    mask = jnp.arange(12)[None, :].repeat(2, 0) < 5
+    _, wm = att.apply(p, q, frames, mask)
+    assert float(jnp.abs(wm[..., 5:]).max()) == 0.0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("use_cross_attention", [True, False])
+def test_csc_model_outputs(tiny_config, dtype, use_cross_attention):
+    c = tiny_config
+    c.dtype = dtype
+    c.model.use_cross_attention = use_cross_attention
+    model = model_from_config(c)
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 800)) * 0.1
+    params = model.init(jax.random.PRNGKey(1), x)["params"]
+    # Parameters stay float32 whatever the compute dtype.
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+    out = model.apply({"params": params}, x)
+    f = num_frames(800, c.model.enc_kernel)
+    assert out["global"].shape == (2, 3, c.model.speaker_dim)
+    assert out["frames"].shape == (2, 3, f, c.model.speaker_dim)
+    assert out["estimate"].shape == (2, 3, 800)
+    assert out["target_weights"].shape == (2, 3, f)
+    for v in out.values():
+        assert v.dtype == jnp.float32
+        assert bool(jnp.all(jnp.isfinite(v)))
+    w = out["target_weights"]
+    assert float(w.min()) >= 0.0 and float(w.max()) <= 1.0 + 1e-3
+    emb = model.apply({"params": params}, x[:, 0], method=model.embed)
+    assert emb.shape == (2, c.model.speaker_dim)
+    np.testing.assert_allclose(jnp.linalg.norm(emb, axis=-1), 1.0, rtol=1e-3)
+    vec = model.apply({"params": params}, x[:, 0], method=model.global_vectors)
+    ext = model.apply({"params": params}, x[:, 1], vec, method=model.extract)
+    assert ext.shape == (2, 800) and ext.dtype == jnp.float32
+
+
+def test_cross_attention_conditions_interact(tiny_config):
+    """With cross-attention, condition j's frames change condition k's global vector."""
+    model = model_from_config(tiny_config)
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, 2, 800)) * 0.1
+    params = model.init(jax.random.PRNGKey(1), x)["params"]
+    c1 = model.apply({"params": params}, x)["global"]
+    x2 = x.at[:, 1].set(jax.random.normal(jax.random.PRNGKey(5), (1, 800)) * 0.1)
+    c2 = model.apply({"params": params}, x2)["global"]
+    assert float(jnp.abs(c1[:, 0] - c2[:, 0]).max()) > 1e-6
+
+
+def test_model_gradients_finite_on_silence(tiny_config):
+    model = model_from_config(tiny_config)
+    x = jnp.zeros((2, 2, 800))
+    params = model.init(jax.random.PRNGKey(1), x)["params"]
+
+    def loss(p):
+        out = model.apply({"params": p}, x)
+        return jnp.sum(out["global"] ** 2) + jnp.sum(out["estimate"] ** 2)
+
+    grads = jax.grad(loss)(params)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
