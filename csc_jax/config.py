@@ -1,0 +1,268 @@
+"""Experiment configuration: the full key schema, validation and workdir compatibility."""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every config key with its default (the CPU demo); configs/*.py start from this."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    # 'csc' (the method) or 'simclr' (baseline with in-batch negatives).
+    c.method = "csc"
+    # 'sharding' (jax.jit over a ('data',) Mesh) or 'pmap' (classic per-device step).
+    c.parallel = "sharding"
+    # Compute dtype; parameters and optimizer state stay float32.
+    c.dtype = "float32"
+
+    # ---------------------------------------------------------------- data
+    c.data = ml_collections.ConfigDict()
+    c.data.source = "synthetic"  # 'synthetic' | 'folder' | 'tfds'
+    c.data.sample_rate = 8000
+    c.data.segment_seconds = 1.0
+    c.data.batch_size = 8  # global number of target utterances per step
+    c.data.num_workers = 0  # grain worker processes (0 = in-process)
+    c.data.cache_dir = "cache"  # where generated corpora and indexes are cached
+    # Embedded procedural corpus (csc_jax/data/synthetic.py).
+    c.data.synthetic = ml_collections.ConfigDict()
+    c.data.synthetic.seed = 1234
+    c.data.synthetic.num_train_speakers = 200
+    c.data.synthetic.num_test_speakers = 40
+    c.data.synthetic.train_utterances_per_speaker = 8
+    c.data.synthetic.test_utterances_per_speaker = 6
+    c.data.synthetic.min_seconds = 2.0
+    c.data.synthetic.max_seconds = 4.0
+    # Folder corpus (VoxCeleb or LibriSpeech layout) and tfds dataset.
+    c.data.folder = ml_collections.ConfigDict()
+    c.data.folder.train_root = ""
+    c.data.folder.test_root = ""
+    c.data.folder.trials = ""  # VoxCeleb-format trial list for test_root
+    c.data.folder.noise_root = ""  # optional folder of noise recordings for eval
+    c.data.folder.on_bad_file = "error"  # 'error' | 'skip' (skip with one warning and a count)
+    c.data.tfds = ml_collections.ConfigDict()
+    c.data.tfds.name = ""
+    c.data.tfds.train_split = "train"
+    c.data.tfds.test_split = "test"
+    c.data.tfds.dataset_sample_rate = 0  # 0 = read the rate from the dataset's features
+    c.data.tfds.data_dir = ""
+    c.data.tfds.audio_key = "speech"
+    c.data.tfds.speaker_key = "speaker_id"
+
+    # ---------------------------------------------------------------- mixing (on device)
+    c.mixing = ml_collections.ConfigDict()
+    c.mixing.num_conditions = 3  # K interfering conditions per target
+    c.mixing.sir_db = (-5.0, 5.0)  # target-to-interferer ratio, uniform
+    c.mixing.snr_db = (0.0, 20.0)  # target-to-noise ratio, uniform
+    c.mixing.noise_prob = 0.5  # probability that a condition also gets noise
+
+    # ---------------------------------------------------------------- model
+    c.model = ml_collections.ConfigDict()
+    c.model.enc_filters = 64  # N
+    c.model.enc_kernel = 32  # L (stride L/2): 4 ms at 8 kHz
+    c.model.bottleneck = 64  # B
+    c.model.hidden = 128  # H
+    c.model.conv_kernel = 3  # P
+    c.model.blocks = 4  # X
+    c.model.repeats = 2  # R
+    c.model.extraction_blocks = 2  # TCN blocks after FiLM conditioning on the global vector
+    c.model.speaker_dim = 64  # D
+    c.model.attention_heads = 4
+    c.model.attention_dim = 64
+    c.model.use_cross_attention = True  # ablation: False = mean-pooled global vector
+
+    # ---------------------------------------------------------------- loss
+    c.loss = ml_collections.ConfigDict()
+    c.loss.lambda_sep = 1.0
+    c.loss.lambda_csc = 1.0
+    c.loss.temperature = 0.1
+    # Frame weights that split each mixture into target / interference streams for L_csc:
+    # 'oracle' (energy shares of the mixed components) or 'mask' (the estimated mask).
+    c.loss.stream_weights = "oracle"
+
+    # ---------------------------------------------------------------- optimisation
+    c.optim = ml_collections.ConfigDict()
+    c.optim.learning_rate = 2e-3
+    c.optim.warmup_steps = 50
+    c.optim.weight_decay = 1e-4
+    c.optim.clip_norm = 5.0
+
+    # ---------------------------------------------------------------- training
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = 800
+    c.train.log_every = 20
+    c.train.checkpoint_every = 200
+    c.train.keep_checkpoints = 2
+    c.train.skip_nonfinite_updates = False
+    c.train.progress_bar = True
+    c.train.eval_at_end = True  # run the verification protocol after training
+    # Tests only: multiply the batch of this step by NaN (exercises the non-finite guard).
+    c.train.debug_nan_step = -1
+
+    # ---------------------------------------------------------------- evaluation
+    c.eval = ml_collections.ConfigDict()
+    c.eval.seed = 0
+    c.eval.noise_snr_db = (10.0, 5.0, 0.0)
+    c.eval.interferer_sir_db = (5.0, 0.0)
+    c.eval.p_target = 0.01
+    c.eval.batch_size = 32
+    c.eval.seconds = 2.0  # eval utterances are cropped (or wrap-padded) to this length
+    c.eval.max_trials = 600  # trial-list subset (half target, half non-target); 0 = all
+    c.eval.extraction_scoring = True  # also score through target extraction (CSC models)
+    return c
+
+
+# Keys whose change makes a saved checkpoint unusable (parameter shapes or their meaning).
+MODEL_KEYS = ("method", "model", "data.sample_rate")
+# Keys that change the result of a resumed run; they may differ only with an explicit override.
+RUN_KEYS = (
+    "seed",
+    "mixing",
+    "loss",
+    "optim",
+    "data.batch_size",
+    "data.segment_seconds",
+)
+
+
+class ConfigError(ValueError):
+    """An invalid or incompatible configuration; the message names the key."""
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, (ml_collections.ConfigDict, dict)):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def validate_config(config, num_devices: int | None = None) -> None:
+    """Check keys and values before anything compiles; raise ConfigError naming the key.
+
+    Args:
+      config: the experiment ConfigDict.
+      num_devices: devices the run will use (checks batch divisibility), or None.
+    """
+    base = _flatten(base_config().to_dict())
+    flat = _flatten(config.to_dict() if hasattr(config, "to_dict") else config)
+    unknown = sorted(set(flat) - set(base))
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+    missing = sorted(set(base) - set(flat))
+    if missing:
+        raise ConfigError(f"missing config key(s): {', '.join(missing)}")
+
+    def need(cond, key, msg):
+        if not cond:
+            raise ConfigError(f"{key}={flat[key]!r}: {msg}")
+
+    need(flat["method"] in ("csc", "simclr"), "method", "must be 'csc' or 'simclr'")
+    need(
+        flat["parallel"] in ("sharding", "pmap"),
+        "parallel",
+        "must be 'sharding' or 'pmap'",
+    )
+    need(
+        flat["dtype"] in ("float32", "bfloat16"),
+        "dtype",
+        "must be 'float32' or 'bfloat16'",
+    )
+    need(
+        flat["data.source"] in ("synthetic", "folder", "tfds"),
+        "data.source",
+        "must be 'synthetic', 'folder' or 'tfds'",
+    )
+    need(flat["mixing.num_conditions"] >= 1, "mixing.num_conditions", "K must be >= 1")
+    if flat["method"] == "simclr":
+        need(
+            flat["mixing.num_conditions"] >= 2,
+            "mixing.num_conditions",
+            "simclr needs 2 views (K >= 2)",
+        )
+    for key in ("mixing.sir_db", "mixing.snr_db"):
+        lo_hi = flat[key]
+        need(
+            len(lo_hi) == 2 and lo_hi[0] <= lo_hi[1],
+            key,
+            "must be (low, high) with low <= high",
+        )
+    need(
+        0.0 <= flat["mixing.noise_prob"] <= 1.0,
+        "mixing.noise_prob",
+        "must be in [0, 1]",
+    )
+    need(flat["data.batch_size"] >= 2, "data.batch_size", "must be >= 2 (interferers)")
+    need(
+        flat["model.enc_kernel"] >= 2 and flat["model.enc_kernel"] % 2 == 0,
+        "model.enc_kernel",
+        "must be an even number >= 2 (stride is L/2)",
+    )
+    segment = int(round(flat["data.segment_seconds"] * flat["data.sample_rate"]))
+    need(
+        segment >= 2 * flat["model.enc_kernel"],
+        "data.segment_seconds",
+        f"segment of {segment} samples is shorter than two encoder kernels "
+        f"(model.enc_kernel={flat['model.enc_kernel']})",
+    )
+    for key in (
+        "model.enc_filters",
+        "model.bottleneck",
+        "model.hidden",
+        "model.blocks",
+        "model.repeats",
+        "model.speaker_dim",
+        "model.attention_heads",
+        "train.steps",
+        "train.log_every",
+        "train.checkpoint_every",
+        "train.keep_checkpoints",
+        "data.sample_rate",
+    ):
+        need(flat[key] >= 1, key, "must be >= 1")
+    need(flat["model.extraction_blocks"] >= 0, "model.extraction_blocks", "must be >= 0")
+    need(flat["model.conv_kernel"] % 2 == 1, "model.conv_kernel", "must be odd")
+    need(
+        flat["model.attention_dim"] % flat["model.attention_heads"] == 0,
+        "model.attention_dim",
+        "must be divisible by model.attention_heads",
+    )
+    need(flat["loss.temperature"] > 0, "loss.temperature", "must be > 0")
+    need(
+        flat["loss.stream_weights"] in ("oracle", "mask"),
+        "loss.stream_weights",
+        "must be 'oracle' or 'mask'",
+    )
+    need(flat["optim.learning_rate"] > 0, "optim.learning_rate", "must be > 0")
+    if num_devices is not None:
+        need(
+            flat["data.batch_size"] % num_devices == 0,
+            "data.batch_size",
+            f"global batch is not divisible by the number of devices ({num_devices})",
+        )
+
+
+def incompatible_keys(saved: dict, new, allow: tuple[str, ...] = ()) -> list[str]:
+    """Keys whose values differ between a workdir's saved config and the new one.
+
+    Only MODEL_KEYS and RUN_KEYS matter (steps, logging and eval settings may change freely);
+    keys listed (or prefixed) in ``allow`` are accepted.
+    """
+    a = _flatten(saved)
+    b = _flatten(new.to_dict() if hasattr(new, "to_dict") else new)
+    watched = MODEL_KEYS + RUN_KEYS
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if not any(key == w or key.startswith(w + ".") for w in watched):
+            continue
+        if any(key == x or key.startswith(x + ".") for x in allow):
+            continue
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, (list, tuple)) or isinstance(vb, (list, tuple)):
+            va, vb = list(va or []), list(vb or [])
+        if va != vb:
+            diffs.append(f"{key}: {va!r} -> {vb!r}")
+    return diffs

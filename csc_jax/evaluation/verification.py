@@ -1,0 +1,245 @@
+"""The speaker-verification protocol: EER / minDCF per adverse condition, SI-SNRi, reports.
+
+Systems compared on the same trials and the same corrupted audio:
+  * ``csc``: the trained model's K=1 global speaker vector, cosine scored;
+  * ``csc+extract``: the test side is first passed through target extraction conditioned on
+    the enrollment's global vector, then embedded (only a separative model can do this);
+  * ``untrained``: the same architecture at initialisation (global vector);
+  * ``log-mel``: log-mel mean/std statistics centred on training data, cosine scored.
+Outputs in ``outdir``: results.json, results.md (tables), det_<condition>.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import numpy as np
+
+from csc_jax import losses, metrics
+from csc_jax.data import sources
+from csc_jax.data import trials as trials_lib
+from csc_jax.evaluation import conditions as cond_lib
+from csc_jax.evaluation.embedders import LogMelEmbedder, ModelEmbedder
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=-1) / (
+        np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12
+    )
+
+
+def subsample_trials(trials: list, max_trials: int, seed: int) -> list:
+    """Deterministic subset with (up to) half target and half non-target trials; 0 = all."""
+    if not max_trials or len(trials) <= max_trials:
+        return list(trials)
+    rng = np.random.default_rng([seed, 7])
+    tgt = [t for t in trials if t.label == 1]
+    non = [t for t in trials if t.label == 0]
+    n_t = min(len(tgt), max_trials // 2)
+    n_n = min(len(non), max_trials - n_t)
+    pick = lambda xs, n: [xs[i] for i in sorted(rng.permutation(len(xs))[:n])]  # noqa: E731
+    return pick(tgt, n_t) + pick(non, n_n)
+
+
+def load_eval_set(config):
+    """(test AudioSource, trial list) for the configured data source."""
+    source = sources.make_source(config, "test")
+    path = config.data.folder.trials if config.data.source == "folder" else ""
+    if path:
+        trials = trials_lib.read_trials(path)
+        trials_lib.validate_trials(trials, set(source.keys), path=path)
+    else:
+        trials = trials_lib.generate_trials(source.keys, source.speakers, seed=config.eval.seed)
+    return source, subsample_trials(trials, config.eval.max_trials, config.eval.seed)
+
+
+class _Audio:
+    """Test utterances fitted to the eval length, loaded once."""
+
+    def __init__(self, source, length: int):
+        self.source, self.length, self._cache = source, length, {}
+
+    def __call__(self, key_or_index) -> np.ndarray:
+        i = key_or_index if isinstance(key_or_index, int) else self.source.index_of(key_or_index)
+        if i not in self._cache:
+            self._cache[i] = cond_lib.fit_length(
+                np.asarray(self.source[i], np.float32), self.length
+            )
+        return self._cache[i]
+
+
+def corrupted_tests(audio: _Audio, trials, condition, cond_index: int, seed: int) -> np.ndarray:
+    """(N, T) test sides of ``trials`` under ``condition`` (deterministic per trial)."""
+    speakers = audio.source.speakers
+    out = np.empty((len(trials), audio.length), np.float32)
+    for n, t in enumerate(trials):
+        rng = np.random.default_rng([seed, cond_index, n])
+        clean = audio(t.test)
+        interferer = None
+        if condition.kind == "speech":
+            exclude = {
+                speakers[audio.source.index_of(t.enroll)],
+                speakers[audio.source.index_of(t.test)],
+            }
+            interferer = audio(cond_lib.pick_interferer(rng, speakers, exclude))
+        out[n] = cond_lib.corrupt(clean, condition, rng, interferer=interferer)
+    return out
+
+
+def run_protocol(systems: dict, source, trials, config, outdir: str | None = None) -> dict:
+    """Score every system under every condition.
+
+    Args:
+      systems: name -> (embedder, use_extraction: bool). Embedders have ``embed((N,T))``;
+        extraction systems also ``global_vectors`` and ``extract``.
+      source: test AudioSource.
+      trials: list of Trial.
+      config: experiment config (``config.eval``, ``config.data.sample_rate``).
+      outdir: where to write results.json / results.md / DET PNGs (None: don't write).
+
+    Returns:
+      {system: {condition: {'eer': %, 'min_dcf': float, 'si_snri': dB (extraction only)}}}.
+    """
+    ev = config.eval
+    length = int(round(ev.seconds * config.data.sample_rate))
+    audio = _Audio(source, length)
+    labels = np.array([t.label for t in trials])
+    enroll_keys = sorted({t.enroll for t in trials})
+    enroll_wave = np.stack([audio(k) for k in enroll_keys])
+    enroll_row = {k: i for i, k in enumerate(enroll_keys)}
+    rows = np.array([enroll_row[t.enroll] for t in trials])
+    clean_tests = np.stack([audio(t.test) for t in trials])
+
+    enroll_emb, enroll_vec = {}, {}
+    for name, (emb, use_extract) in systems.items():
+        enroll_emb[name] = emb.embed(enroll_wave)
+        if use_extract:
+            enroll_vec[name] = emb.global_vectors(enroll_wave)
+
+    results: dict = {name: {} for name in systems}
+    curves: dict = {}
+    for ci, condition in enumerate(cond_lib.conditions_from_config(ev)):
+        tests = corrupted_tests(audio, trials, condition, ci, ev.seed)
+        for name, (emb, use_extract) in systems.items():
+            row: dict = {}
+            if use_extract:
+                extracted = emb.extract(tests, enroll_vec[name][rows])
+                test_emb = emb.embed(extracted)
+                if condition.kind != "clean":
+                    tgt = labels == 1
+                    before = np.asarray(losses.si_snr(tests[tgt], clean_tests[tgt]))
+                    after = np.asarray(losses.si_snr(extracted[tgt], clean_tests[tgt]))
+                    row["si_snri"] = float(np.mean(after - before))
+            else:
+                test_emb = emb.embed(tests)
+            scores = _cosine(enroll_emb[name][rows], test_emb)
+            e, _ = metrics.eer(scores, labels)
+            d, _ = metrics.min_dcf(scores, labels, p_target=ev.p_target)
+            row.update(eer=100.0 * e, min_dcf=float(d))
+            results[name][condition.name] = row
+            fpr, fnr, _ = metrics.det_curve(scores, labels)
+            curves.setdefault(condition.name, {})[name] = (fpr, fnr)
+    if outdir:
+        write_reports(
+            results,
+            curves,
+            outdir,
+            meta={
+                "num_trials": len(trials),
+                "target_trials": int(labels.sum()),
+                "eval_seconds": ev.seconds,
+                "seed": ev.seed,
+            },
+        )
+    return results
+
+
+def format_table(results: dict) -> str:
+    """Markdown tables: EER % (minDCF) per system x condition, then SI-SNRi where available."""
+    conds = list(next(iter(results.values())).keys())
+    lines = ["| system | " + " | ".join(conds) + " |", "|---" * (len(conds) + 1) + "|"]
+    for name, row in results.items():
+        cells = [f"{row[c]['eer']:.2f} ({row[c]['min_dcf']:.3f})" for c in conds]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    table = "EER % (minDCF, p_target=0.01)\n\n" + "\n".join(lines)
+    sep = {n: r for n, r in results.items() if any("si_snri" in v for v in r.values())}
+    if sep:
+        sconds = [c for c in conds if c != "clean"]
+        sl = ["| system | " + " | ".join(sconds) + " |", "|---" * (len(sconds) + 1) + "|"]
+        for name, row in sep.items():
+            sl.append(
+                f"| {name} | " + " | ".join(f"{row[c]['si_snri']:.2f}" for c in sconds) + " |"
+            )
+        table += "\n\nSI-SNRi dB of the extracted target (target trials)\n\n" + "\n".join(sl)
+    return table
+
+
+def write_reports(results: dict, curves: dict, outdir: str, meta: dict | None = None) -> None:
+    os.makedirs(outdir, exist_ok=True)
+    with open(os.path.join(outdir, "results.json"), "w") as f:
+        json.dump({"meta": meta or {}, "results": results}, f, indent=2)
+    with open(os.path.join(outdir, "results.md"), "w") as f:
+        f.write(format_table(results) + "\n")
+    for cname, c in curves.items():
+        slug = cname.replace(" ", "").replace(".", "p")
+        metrics.plot_det(c, os.path.join(outdir, f"det_{slug}.png"), title=f"DET, {cname}")
+
+
+def restore_params(config, workdir: str, step: int | None = None):
+    """(model, params, step) from the workdir's checkpoints (latest or ``step``)."""
+    from csc_jax.models import model_from_config
+    from csc_jax.training import checkpointing
+    from csc_jax.training.loop import segment_samples
+    from csc_jax.training.state import create_train_state, make_optimizer
+
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(ckpt_dir):
+        raise FileNotFoundError(
+            f"no checkpoint directory {ckpt_dir}: train first with this --workdir"
+        )
+    model = model_from_config(config)
+    tx = make_optimizer(config)
+    shape = (1, config.mixing.num_conditions, segment_samples(config))
+    rng = jax.random.PRNGKey(config.seed)
+    shapes = jax.eval_shape(lambda: create_train_state(model, tx, rng, shape))
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    abstract = checkpointing.abstract_like(shapes, jax.tree.map(lambda _: sharding, shapes))
+    ckpt = checkpointing.Checkpointer(workdir, async_save=False)
+    try:
+        if ckpt.latest_step() is None:
+            raise FileNotFoundError(f"no complete checkpoint in {ckpt.directory}")
+        step, state = ckpt.restore(abstract, step=step)
+    finally:
+        ckpt.close()
+    return model, state.params, step
+
+
+def evaluate_workdir(config, workdir: str, *, model=None, params=None, step=None, outdir=None):
+    """Evaluate a run (and the untrained and log-mel references); print and save the tables."""
+    t0 = time.time()
+    if params is None:
+        model, params, step = restore_params(config, workdir, step)
+    outdir = outdir or os.path.join(workdir, "eval")
+    source, trials = load_eval_set(config)
+    untrained = model.init(
+        jax.random.PRNGKey(config.seed + 1),
+        np.zeros((1, config.mixing.num_conditions, 1600), np.float32),
+    )["params"]
+    trained = ModelEmbedder(model, params, config.eval.batch_size)
+    systems = {config.method: (trained, False)}
+    if config.method == "csc" and config.eval.extraction_scoring:
+        systems["csc+extract"] = (trained, True)
+    systems["untrained"] = (ModelEmbedder(model, untrained, config.eval.batch_size), False)
+    train_source = sources.make_source(config, "train")
+    length = int(round(config.eval.seconds * config.data.sample_rate))
+    rng = np.random.default_rng(config.eval.seed)
+    ref_idx = rng.permutation(len(train_source))[: min(200, len(train_source))]
+    reference = np.stack([cond_lib.fit_length(train_source[int(i)], length) for i in ref_idx])
+    systems["log-mel"] = (LogMelEmbedder(config.data.sample_rate, reference), False)
+    results = run_protocol(systems, source, trials, config, outdir)
+    print(format_table(results), flush=True)
+    print(f"eval: {len(trials)} trials, {time.time() - t0:.0f} s, written to {outdir}", flush=True)
+    return results

@@ -1,0 +1,35 @@
+"""Evaluate a trained run: python eval.py --config configs/default.py --workdir runs/x
+
+Reports EER / minDCF (p_target 0.01) per condition (clean, noise SNR, interfering speaker
+SIR) for the trained model, its extraction scoring, the untrained model and the log-mel
+baseline; writes <workdir>/eval/{results.json,results.md,det_*.png}.
+"""
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Experiment config.")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/default", "Run directory with checkpoints/.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+_OUT = flags.DEFINE_string("outdir", None, "Where to write reports (default <workdir>/eval).")
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    from csc_jax.config import ConfigError, validate_config
+    from csc_jax.evaluation.verification import evaluate_workdir
+    from csc_jax.training.checkpointing import CheckpointError
+
+    try:
+        validate_config(_CONFIG.value)
+        evaluate_workdir(_CONFIG.value, _WORKDIR.value, step=_STEP.value, outdir=_OUT.value)
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main)
