@@ -3,6 +3,12 @@
 Reports EER / minDCF (p_target 0.01) per condition (clean, noise SNR, interfering speaker
 SIR) for the trained model, its extraction scoring, the untrained model and the log-mel
 baseline; writes <workdir>/eval/{results.json,results.md,det_*.png}.
+
+Subcommands use a trained model on your own audio (csc_jax/inference.py, docs/usage.md):
+
+  python eval.py embed   --workdir W --out emb.npz [--overwrite] FILE... | --list files.txt
+  python eval.py score   --workdir W --trials trials.txt --audio_root DIR --out scores.txt
+  python eval.py extract --workdir W --mixture mix.wav --enrollment enr.wav --out target.wav
 """
 
 import sys
@@ -32,4 +38,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] in ("embed", "score", "extract"):
+        from csc_jax.inference import cli_main
+
+        sys.exit(cli_main(sys.argv[1:], prog="eval.py"))
     app.run(main)

@@ -1,0 +1,182 @@
+"""Command line: eval.py embed / score / extract (csc_jax.inference.cli_main) round trips."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+from conftest import make_tiny_config
+
+from csc_jax import inference, metrics
+from csc_jax.data import synthetic
+from csc_jax.data import trials as trials_lib
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SR = 8000
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, shared_cache):
+    """(workdir, wav root, corpus): a tiny model trained for 4 steps and its test split as wavs."""
+    from csc_jax.training.loop import train
+
+    workdir = str(tmp_path_factory.mktemp("cli_run"))
+    config = make_tiny_config(shared_cache)
+    train(config, workdir)
+    corpus = synthetic.load_or_generate(config.data.synthetic, "test", SR, shared_cache)
+    root = synthetic.save_wav_tree(corpus, tmp_path_factory.mktemp("cli_wav"))
+    return workdir, str(root), corpus
+
+
+@pytest.fixture(scope="module")
+def model(setup):
+    return inference.load(setup[0])
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    rc = inference.cli_main([str(a) for a in argv], prog="eval.py")
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_embed_writes_npz_keyed_by_path_and_respects_overwrite(setup, model, tmp_path, capsys):
+    workdir, root, corpus = setup
+    files = [os.path.join(root, k) for k in corpus.keys[:3]]
+    out = tmp_path / "emb.npz"
+    rc, stdout, err = run(capsys, "embed", "--workdir", workdir, "--out", out, *files)
+    assert rc == 0, err
+    assert "wrote 3 embeddings" in stdout
+    with np.load(out) as npz:
+        assert sorted(npz.files) == sorted(files)
+        got = np.stack([npz[f] for f in files])
+    assert got.dtype == np.float32 and got.shape == (3, model.embedding_dim)
+    np.testing.assert_allclose(got, model.embed(files), atol=1e-5)
+
+    before = out.read_bytes()
+    rc, _, err = run(capsys, "embed", "--workdir", workdir, "--out", out, files[0])
+    assert rc == 2 and str(out) in err and "--overwrite" in err
+    assert out.read_bytes() == before  # untouched
+
+    # --list (comments and blank lines skipped) plus --overwrite replaces the file.
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"# two files\n{files[1]}\n\n{files[2]}\n")
+    rc, _, err = run(
+        capsys, "embed", "--workdir", workdir, "--out", out, "--overwrite", "--list", listing
+    )
+    assert rc == 0, err
+    with np.load(out) as npz:
+        assert sorted(npz.files) == sorted(files[1:])
+        np.testing.assert_allclose(npz[files[2]], got[2], atol=1e-5)
+
+
+def test_score_writes_lines_and_prints_eer(setup, model, tmp_path, capsys):
+    workdir, root, corpus = setup
+    trials = trials_lib.generate_trials(corpus.keys, corpus.speakers, seed=1)
+    trials_path = tmp_path / "trials.txt"
+    trials_lib.write_trials(trials, trials_path)
+    out = tmp_path / "scores.txt"
+    argv = ["score", "--workdir", workdir, "--trials", trials_path, "--audio_root", root]
+    rc, stdout, err = run(capsys, *argv, "--out", out)
+    assert rc == 0, err
+    lines = [ln.split() for ln in out.read_text().splitlines()]
+    assert [(a, b) for a, b, _ in lines] == [(t.enroll, t.test) for t in trials]
+    scores = np.array([float(s) for *_, s in lines])
+    labels = np.array([t.label for t in trials])
+    assert f"EER {100 * metrics.eer(scores, labels)[0]:.2f} %" in stdout
+    emb = dict(zip(corpus.keys, model.embed(corpus.waveforms), strict=True))
+    np.testing.assert_allclose(scores, [emb[t.enroll] @ emb[t.test] for t in trials], atol=1e-5)
+    rc, _, err = run(capsys, *argv, "--out", out)
+    assert rc == 2 and "scores.txt" in err
+    # A trial naming a file that does not exist under --audio_root.
+    trials_lib.write_trials(
+        [*trials, trials_lib.Trial(0, trials[0].enroll, "spkX/sess00/missing.wav")], trials_path
+    )
+    rc, _, err = run(capsys, *argv, "--out", tmp_path / "s2.txt")
+    assert rc == 2 and "missing.wav" in err
+    assert not (tmp_path / "s2.txt").exists()
+
+
+def test_extract_writes_16_bit_wav_at_the_model_rate(setup, tmp_path, capsys):
+    workdir, root, corpus = setup
+    s, i = corpus.waveforms[0], corpus.waveforms[4]
+    n = min(len(s), len(i))
+    mix16 = soxr.resample(s[:n] + i[:n], SR, 16000)  # a 16 kHz stereo mixture file
+    mixture = tmp_path / "mix.wav"
+    soundfile.write(mixture, np.stack([mix16, mix16], 1), 16000, subtype="FLOAT")
+    enrollment = os.path.join(root, corpus.keys[1])
+    out = tmp_path / "target.wav"
+    argv = ["extract", "--workdir", workdir, "--mixture", mixture, "--enrollment", enrollment]
+    rc, stdout, err = run(capsys, *argv, "--out", out)
+    assert rc == 0, err
+    info = soundfile.info(out)
+    assert (info.samplerate, info.channels, info.subtype) == (SR, 1, "PCM_16")
+    assert info.frames == round(len(mix16) * SR / 16000)
+    y, _ = soundfile.read(out, dtype="float32")
+    assert np.isfinite(y).all() and np.max(np.abs(y)) > 0
+    rc, _, err = run(capsys, *argv, "--out", out)
+    assert rc == 2 and "target.wav" in err and "--overwrite" in err
+    rc, _, err = run(capsys, *argv, "--out", out, "--overwrite")
+    assert rc == 0, err
+
+
+def test_bad_inputs_give_errors_naming_the_file(setup, tmp_path, capsys):
+    workdir, root, corpus = setup
+    good = os.path.join(root, corpus.keys[0])
+    missing = tmp_path / "missing.wav"
+    garbage = tmp_path / "garbage.flac"
+    garbage.write_bytes(b"\x00\x01not audio" * 50)
+    short = tmp_path / "short.wav"
+    soundfile.write(short, np.zeros(400, np.int16), SR)  # 0.05 s
+    out = tmp_path / "o.npz"
+    for bad, expect in ((missing, "not found"), (garbage, "cannot"), (short, "too short")):
+        rc, _, err = run(capsys, "embed", "--workdir", workdir, "--out", out, good, bad)
+        assert rc == 2, err
+        assert str(bad) in err and expect in err, err
+        assert not out.exists()
+    rc, _, err = run(capsys, "embed", "--workdir", tmp_path / "nowhere", "--out", out, good)
+    assert rc == 2 and "nowhere" in err
+    rc, _, err = run(
+        capsys,
+        "extract",
+        "--workdir",
+        workdir,
+        "--mixture",
+        good,
+        "--enrollment",
+        short,
+        "--out",
+        tmp_path / "t.wav",
+    )
+    assert rc == 2 and "short.wav" in err
+    with pytest.raises(SystemExit) as exc:  # argparse: --out is required
+        inference.cli_main(["embed", "--workdir", workdir, good])
+    assert exc.value.code == 2
+    capsys.readouterr()
+
+
+def test_eval_py_dispatches_subcommands_and_keeps_the_protocol_default(setup, tmp_path):
+    workdir, root, corpus = setup
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO_ROOT)
+    out = tmp_path / "e.npz"
+    wav = os.path.join(root, corpus.keys[0])
+    cmd = [sys.executable, "eval.py", "embed", "--workdir", workdir, "--out", str(out), wav]
+    r = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    with np.load(out) as npz:
+        assert npz.files == [wav]
+    # Without a subcommand eval.py is still the absl verification protocol.
+    cmd = [
+        sys.executable,
+        "eval.py",
+        "--config",
+        "configs/default.py",
+        "--workdir",
+        str(tmp_path / "no_run"),
+    ]
+    r = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no checkpoint directory" in r.stderr, r.stderr
