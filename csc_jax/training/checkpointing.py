@@ -1,9 +1,13 @@
 """Orbax checkpoints of the train state and the grain data-iterator state.
 
 Layout: ``<workdir>/checkpoints/<step>/{state,data}``. Orbax writes each step into a temporary
-directory and renames it when complete, so a run killed mid-save leaves only the previous
-complete checkpoints visible to ``latest_step()``. Saves are asynchronous; ``wait()`` blocks
-until the last one is committed. Every process calls save/restore (orbax coordinates them).
+directory and renames it when complete, so a run killed mid-save (or a save that fails, e.g.
+a full disk) leaves only the previous complete checkpoints visible to ``latest_step()``; older
+checkpoints are deleted only after a newer one is committed. The training loop's manager
+removes leftover temporary directories when it starts. Saves are asynchronous; ``wait()``
+blocks until the last one is committed, and a failed background write is raised as
+:class:`CheckpointError` by the next ``save()`` or ``wait()``. Every process calls
+save/restore (orbax coordinates them; each process stores its own data-iterator state).
 """
 
 from __future__ import annotations
@@ -33,9 +37,17 @@ class Checkpointer:
       workdir: run directory; checkpoints go to ``<workdir>/checkpoints``.
       keep: number of most recent checkpoints to keep.
       async_save: write in a background thread (orbax default).
+      cleanup_tmp: delete temporary directories of unfinished saves at start-up (only the
+        process that owns the run may: a reader must not delete a running save's files).
     """
 
-    def __init__(self, workdir: str | os.PathLike, keep: int = 2, async_save: bool = True):
+    def __init__(
+        self,
+        workdir: str | os.PathLike,
+        keep: int = 2,
+        async_save: bool = True,
+        cleanup_tmp: bool = False,
+    ):
         self.directory = os.path.abspath(os.path.join(os.fspath(workdir), "checkpoints"))
         try:
             os.makedirs(self.directory, exist_ok=True)
@@ -46,38 +58,57 @@ class Checkpointer:
         if not os.access(self.directory, os.W_OK):
             raise CheckpointError(f"checkpoint directory {self.directory} is not writable")
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True, enable_async_checkpointing=async_save
+            max_to_keep=keep,
+            create=True,
+            enable_async_checkpointing=async_save,
+            cleanup_tmp_directories=cleanup_tmp,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self._pending: int | None = None  # step of the last save() not yet known committed
 
     def latest_step(self) -> int | None:
-        """Most recent *complete* checkpoint step, or None."""
+        """Most recent checkpoint step (including one still being written), or None."""
         return self.manager.latest_step()
+
+    def committed_step(self) -> int | None:
+        """Most recent checkpoint complete on disk, or None (re-reads the directory)."""
+        try:
+            self.manager.reload()
+            return self.manager.latest_step()
+        except Exception:  # noqa: BLE001 - only used to word an error message
+            return None
 
     def all_steps(self) -> list[int]:
         return list(self.manager.all_steps())
 
     def save(self, step: int, state: Any, data_iterator=None, *, force: bool = False) -> None:
-        """Start saving ``state`` (one copy, any sharding) and the iterator state at ``step``."""
+        """Start saving ``state`` (one copy, any sharding) and the iterator state at ``step``.
+
+        Waits for the previous save first (orbax would too), so that its failure is reported
+        as that step's failure.
+        """
+        self.wait()
         items = {"state": ocp.args.StandardSave(state)}
         if data_iterator is not None:
             items["data"] = _GRAIN_ARGS[0](data_iterator)
         try:
             self.manager.save(step, args=ocp.args.Composite(**items), force=force)
+            self._pending = step
         except Exception as e:
             raise CheckpointError(
                 f"failed to save checkpoint step {step} in {self.directory}: {e}; the previous "
-                f"checkpoint (step {self.latest_step()}) is kept"
+                f"complete checkpoint (step {self.committed_step()}) is kept"
             ) from e
 
     def wait(self) -> None:
         """Block until pending async saves are committed; raise CheckpointError if one failed."""
+        pending, self._pending = self._pending, None
         try:
             self.manager.wait_until_finished()
         except Exception as e:
             raise CheckpointError(
-                f"checkpoint write in {self.directory} failed: {e}; the previous complete "
-                f"checkpoint (step {self.latest_step()}) is kept"
+                f"writing checkpoint step {pending} in {self.directory} failed: {e}; the "
+                f"previous complete checkpoint (step {self.committed_step()}) is kept"
             ) from e
 
     def restore(self, abstract_state: Any, data_iterator=None, step: int | None = None):

@@ -45,6 +45,20 @@ def stream_weights(out, mixed, config) -> tuple[jnp.ndarray, jnp.ndarray]:
     return es / total, ei / total
 
 
+def component_streams(params, model, mixed) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Target and interference streams as K=1 global vectors of the mixed components.
+
+    Returns (e+ (B, K, D), e- (B, K, D)) float32: the model's own single-utterance embedding of
+    the target component and of the interfering-speech component of each mixture.
+    """
+    target, interference = mixed["target"], mixed["interference"]
+    b, k, t = target.shape
+    both = jnp.stack([target, interference], axis=2).reshape(b * k * 2, 1, t)
+    g = model.apply({"params": params}, both, separate=False)["global"]
+    g = g.reshape(b, k, 2, -1)
+    return g[:, :, 0], g[:, :, 1]
+
+
 def csc_objective(params, model, mixed, config):
     """Separation + contrastive separative loss on (B, K, T) mixtures.
 
@@ -55,9 +69,13 @@ def csc_objective(params, model, mixed, config):
     si_snr = losses.si_snr(out["estimate"], mixed["target"])  # (B, K)
     si_snr_mix = losses.si_snr(mixed["mixture"], mixed["target"])
     sep_loss = -jnp.mean(si_snr)
-    w_target, w_interf = stream_weights(out, mixed, config)  # (B, K, F) each
-    e_target = losses.weighted_pool(out["frames"], w_target)  # (B, K, D)
-    e_interf = losses.weighted_pool(out["frames"], w_interf)
+    if config.loss.stream_weights == "components":
+        e_target, e_interf = component_streams(params, model, mixed)
+        w_target = out["target_weights"]
+    else:
+        w_target, w_interf = stream_weights(out, mixed, config)  # (B, K, F) each
+        e_target = losses.weighted_pool(out["frames"], w_target)  # (B, K, D)
+        e_interf = losses.weighted_pool(out["frames"], w_interf)
     csc = losses.csc_loss(out["global"], e_target, e_interf, temperature=config.loss.temperature)
     loss = config.loss.lambda_sep * sep_loss + config.loss.lambda_csc * csc
     metrics = {
