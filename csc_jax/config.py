@@ -76,9 +76,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.lambda_sep = 1.0
     c.loss.lambda_csc = 1.0
     c.loss.temperature = 0.1
-    # Frame weights that split each mixture into target / interference streams for L_csc:
-    # 'oracle' (energy shares of the mixed components) or 'mask' (the estimated mask).
-    c.loss.stream_weights = "oracle"
+    # How each mixture is split into target / interference streams for L_csc:
+    # 'components' (K=1 global vectors of the mixed target and interfering-speech components),
+    # 'oracle' (mixture frames weighted by component energy shares) or 'mask' (mixture frames
+    # weighted by the estimated mask). docs/method.md records why 'components' is the default.
+    c.loss.stream_weights = "components"
 
     # ---------------------------------------------------------------- optimisation
     c.optim = ml_collections.ConfigDict()
@@ -232,9 +234,9 @@ def validate_config(config, num_devices: int | None = None) -> None:
     )
     need(flat["loss.temperature"] > 0, "loss.temperature", "must be > 0")
     need(
-        flat["loss.stream_weights"] in ("oracle", "mask"),
+        flat["loss.stream_weights"] in ("components", "oracle", "mask"),
         "loss.stream_weights",
-        "must be 'oracle' or 'mask'",
+        "must be 'components', 'oracle' or 'mask'",
     )
     need(flat["optim.learning_rate"] > 0, "optim.learning_rate", "must be > 0")
     if num_devices is not None:

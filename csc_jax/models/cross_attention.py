@@ -41,6 +41,11 @@ class CrossAttention(nn.Module):
           (global vectors (..., Q, out_dim) float32, attention weights (..., Q, heads, S)).
         """
         h, d = self.heads, self.head_dim
+        # Pre-LN: the trunk's sum of skips has a large, input-dependent scale; unnormalised it
+        # made the softmax put ~60% of the weight on one of 500 frames at initialisation and
+        # neither CSC nor SimCLR learned (docs/method.md, deviation log).
+        query = nn.LayerNorm(dtype=self.dtype, name="query_norm")(query)
+        frames = nn.LayerNorm(dtype=self.dtype, name="frames_norm")(frames)
         q = nn.DenseGeneral((h, d), dtype=self.dtype, name="query")(query)  # (..., Q, H, d)
         k = nn.DenseGeneral((h, d), dtype=self.dtype, name="key")(frames)  # (..., S, H, d)
         v = nn.DenseGeneral((h, d), dtype=self.dtype, name="value")(frames)
