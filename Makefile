@@ -30,6 +30,9 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+results: setup
+	$(PY) scripts/run_results.py --out docs/results.md --workdir_root runs/results
+
 benchmark: setup
 	$(PY) benchmark.py --config configs/benchmark.py
 

@@ -91,7 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     # ---------------------------------------------------------------- training
     c.train = ml_collections.ConfigDict()
-    c.train.steps = 800
+    c.train.steps = 600
     c.train.log_every = 20
     c.train.checkpoint_every = 200
     c.train.keep_checkpoints = 2
@@ -109,7 +109,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.p_target = 0.01
     c.eval.batch_size = 32
     c.eval.seconds = 2.0  # eval utterances are cropped (or wrap-padded) to this length
-    c.eval.max_trials = 600  # trial-list subset (half target, half non-target); 0 = all
+    c.eval.max_trials = 400  # trial-list subset (half target, half non-target); 0 = all
     c.eval.extraction_scoring = True  # also score through target extraction (CSC models)
     return c
 

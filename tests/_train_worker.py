@@ -101,22 +101,29 @@ def run_worker(spec: dict, env: dict, timeout: float):
 
 
 # Parameter agreement between parallel layouts (tests/test_parallel.py explains the numbers).
-RTOL, ATOL = 1e-5, 1e-6
+# Adam divides by sqrt(v): for parameters whose gradient is tiny, the different summation
+# order of the gradient all-reduce is amplified (measured up to 1.7e-5 on a kernel entry
+# after 3 steps at lr 3e-3, i.e. 0.2% of the largest possible Adam displacement lr * steps).
+# So parameters must agree to 1% of lr * steps: a real layout bug (a missing gradient mean,
+# different mixing) moves parameters by a whole Adam step, 100x more.
+RTOL = 1e-5
+ADAM_FRACTION = 0.01
 # A key bias adds one constant to all of a query's attention logits, which softmax cancels:
 # its true gradient is zero, and Adam turns the rounding noise into updates of up to ~lr.
 NOISE_ONLY = ("attention/key/bias",)
 
 
 def assert_params_match(a: dict, b: dict, lr: float, steps: int, what: str) -> None:
-    """Equal to RTOL/ATOL except NOISE_ONLY leaves, which stay within Adam's step bound."""
+    """Equal to RTOL / ADAM_FRACTION * lr * steps, NOISE_ONLY leaves within Adam's step bound."""
     assert a.keys() == b.keys()
+    atol = ADAM_FRACTION * lr * steps
     for key in a:
         if key in NOISE_ONLY:
             bound = 2 * lr * steps  # loose: a bias-corrected Adam step is ~lr in size
             assert np.max(np.abs(a[key] - b[key])) <= bound, f"{what}: {key}"
         else:
             np.testing.assert_allclose(
-                a[key], b[key], rtol=RTOL, atol=ATOL, err_msg=f"{what}: {key}"
+                a[key], b[key], rtol=RTOL, atol=atol, err_msg=f"{what}: {key}"
             )
 
 

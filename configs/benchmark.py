@@ -1,0 +1,62 @@
+"""Benchmark preset: the CPU demo's train step, its input pipeline and the Conv-TasNet backbone.
+
+Command (quick CPU run; every figure goes to --out as JSON, a Markdown table to stdout):
+
+  python benchmark.py --config configs/benchmark.py --out runs/benchmark.json
+
+With the PyTorch comparison (torch + asteroid in their own venv, see docs/performance.md):
+
+  python benchmark.py --config configs/benchmark.py --mode=backbone \
+      --pytorch_python=/tmp/torchvenv/bin/python --out runs/benchmark_vs_pytorch.json
+
+Layout: ``experiment`` is the full experiment config (csc_jax.config.base_config(), i.e. the
+CPU demo; override with ``--config.experiment.data.batch_size=16`` etc.), ``bench`` says what
+to measure, ``backbone`` holds the Conv-TasNet shapes of ``--mode=backbone``.
+"""
+
+import ml_collections
+
+from csc_jax.config import base_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.experiment = base_config()
+
+    b = c.bench = ml_collections.ConfigDict()
+    b.mode = "all"  # 'train' | 'pipeline' | 'backbone' | 'all' (or a comma list)
+    b.parallel = ("sharding", "pmap")
+    b.dtype = ("float32",)
+    b.batch_sizes = ()  # empty: experiment.data.batch_size
+    b.segment_seconds = ()  # empty: experiment.data.segment_seconds
+    b.steps = 5  # timed steps per measurement (median/min/max reported)
+    b.warmup = 2  # untimed steps after compilation
+    b.pipeline_batches = 10
+    b.backbone = ("paper", "demo")  # which of the shapes below --mode=backbone measures
+    b.pytorch_python = ""  # interpreter with torch + asteroid; '' = no PyTorch comparison
+    b.pytorch_rounds = 1  # alternating JAX / PyTorch timing rounds
+    b.pytorch_threads = 2
+
+    # Conv-TasNet paper's best non-causal model (Luo & Mesgarani 2019, Table 2): N=512, L=16,
+    # B=Sc=128, H=512, P=3, X=8, R=3 at 8 kHz on 4 s segments. The paper trained with batch
+    # 4 on GPUs; 2 keeps a CPU step to a few seconds.
+    c.backbone = ml_collections.ConfigDict()
+    c.backbone.paper = ml_collections.ConfigDict(
+        dict(
+            enc_filters=512,
+            enc_kernel=16,
+            bottleneck=128,
+            hidden=512,
+            conv_kernel=3,
+            blocks=8,
+            repeats=3,
+            sample_rate=8000,
+            segment_seconds=4.0,
+            batch_size=2,
+        )
+    )
+    # 'demo': filled from experiment.model / .data at run time (benchmark.py), batch =
+    # experiment.data.batch_size * experiment.mixing.num_conditions (the mixtures of one CSC
+    # step). Any field set here overrides that.
+    c.backbone.demo = ml_collections.ConfigDict()
+    return c
