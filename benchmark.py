@@ -7,6 +7,7 @@ logic is in csc_jax/benchmarking.py; flags given here override the preset's ``be
 """
 
 import dataclasses
+import os
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -26,14 +27,39 @@ _TORCH = flags.DEFINE_string(
     "pytorch_python", None, "Python with torch + asteroid for the PyTorch comparison."
 )
 _ROUNDS = flags.DEFINE_integer("pytorch_rounds", None, "Alternating JAX/PyTorch rounds.")
+_CPUS = flags.DEFINE_list(
+    "cpus",
+    None,
+    "Pin this process (and the PyTorch subprocess) to these CPU cores before JAX starts, e.g. "
+    "--cpus=0 for a single-core comparison; PyTorch then uses that many threads.",
+)
+_PROFILE = flags.DEFINE_string(
+    "profile_dir",
+    None,
+    "Write jax.profiler traces of the CSC step and the backbones here and print a per-layer "
+    "breakdown of XLA op time.",
+)
 _OUT = flags.DEFINE_string("out", "runs/benchmark.json", "Where to write the JSON report.")
+
+
+def _pin_cpus() -> int | None:
+    """Apply --cpus (Linux sched_setaffinity); returns the number of cores, or None."""
+    if not _CPUS.value:
+        return None
+    try:
+        cpus = {int(x) for x in _CPUS.value}
+        os.sched_setaffinity(0, cpus)
+    except (ValueError, OSError) as e:
+        have = sorted(os.sched_getaffinity(0))
+        raise app.UsageError(f"--cpus={','.join(_CPUS.value)}: {e} (usable cores: {have})") from e
+    return len(cpus)
 
 
 def _pick(flag, preset):
     return preset if flag.value is None else flag.value
 
 
-def settings_from(config):
+def settings_from(config, pinned_cores=None):
     """BenchSettings from the preset and the command-line flags (flags win)."""
     from csc_jax import benchmarking
 
@@ -72,17 +98,20 @@ def settings_from(config):
         backbone=tuple(shapes),
         pytorch_python=_pick(_TORCH, b.pytorch_python),
         pytorch_rounds=int(_pick(_ROUNDS, b.pytorch_rounds)),
-        pytorch_threads=int(b.pytorch_threads),
+        pytorch_threads=int(pinned_cores or b.pytorch_threads),
+        profile_dir=_pick(_PROFILE, b.profile_dir),
+        profile_steps=int(b.profile_steps),
     )
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    pinned = _pin_cpus()  # before JAX sizes its thread pool
     from csc_jax import benchmarking
 
     config = _CONFIG.value
-    settings = settings_from(config)
+    settings = settings_from(config, pinned)
     try:
         settings.validate()
     except ValueError as e:

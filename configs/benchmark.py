@@ -36,6 +36,8 @@ def get_config() -> ml_collections.ConfigDict:
     b.pytorch_python = ""  # interpreter with torch + asteroid; '' = no PyTorch comparison
     b.pytorch_rounds = 1  # alternating JAX / PyTorch timing rounds
     b.pytorch_threads = 2
+    b.profile_dir = ""  # '' = no profile; else jax.profiler traces + per-layer op-time table
+    b.profile_steps = 3
 
     # Conv-TasNet paper's best non-causal model (Luo & Mesgarani 2019, Table 2): N=512, L=16,
     # B=Sc=128, H=512, P=3, X=8, R=3 at 8 kHz on 4 s segments. The paper trained with batch
@@ -57,6 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
     )
     # 'demo': filled from experiment.model / .data at run time (benchmark.py), batch =
     # experiment.data.batch_size * experiment.mixing.num_conditions (the mixtures of one CSC
-    # step). Any field set here overrides that.
+    # step); change it through --config.experiment.* (a config file may also set fields of
+    # this dict, which then override the derived values).
     c.backbone.demo = ml_collections.ConfigDict()
     return c

@@ -41,6 +41,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -134,6 +135,10 @@ class BenchSettings:
       pytorch_python: Python interpreter with torch + asteroid; '' = no PyTorch comparison.
       pytorch_rounds: alternating JAX / PyTorch timing rounds per backbone shape.
       pytorch_threads: torch.set_num_threads for the PyTorch baseline.
+      profile_dir: '' = no profile; else write jax.profiler traces of the CSC step at the
+        experiment's shapes and of each float32 backbone here, and add a per-layer breakdown
+        of op time to the report (``profile_breakdown``).
+      profile_steps: steps traced per profile.
     """
 
     modes: tuple[str, ...] = MODES
@@ -148,6 +153,8 @@ class BenchSettings:
     pytorch_python: str = ""
     pytorch_rounds: int = 1
     pytorch_threads: int = 2
+    profile_dir: str = ""
+    profile_steps: int = 3
 
     def validate(self) -> None:
         bad = sorted(set(self.modes) - set(MODES))
@@ -165,6 +172,8 @@ class BenchSettings:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
         if self.pipeline_batches < 1:
             raise ValueError(f"pipeline_batches must be >= 1, got {self.pipeline_batches}")
+        if self.profile_steps < 1:
+            raise ValueError(f"profile_steps must be >= 1, got {self.profile_steps}")
         if self.pytorch_rounds < 1:
             raise ValueError(f"pytorch_rounds must be >= 1, got {self.pytorch_rounds}")
         if "backbone" in self.modes and not self.backbone:
@@ -256,6 +265,9 @@ def environment() -> dict[str, Any]:
         "process_count": jax.process_count(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_affinity": sorted(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else None,
         "load_average": list(os.getloadavg()),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "compilation_cache_dir": jax.config.jax_compilation_cache_dir,
@@ -572,10 +584,11 @@ def bench_train_step(
             "compiled": compiled_memory(compiled),
             "device": device_peak_memory(devices),
         },
-        # Loss of the compile-time first step (metrics of later steps are not fetched).
-        "first_loss": host_metrics.get("loss"),
-        "first_loss_finite": bool(math.isfinite(host_metrics.get("loss", float("nan")))),
     }
+    result["throughput"]["trunk_audio_s_per_s"] = audio_s * passes / stats["median"]
+    # Loss of the compile-time first step (metrics of later steps are not fetched).
+    result["first_loss"] = host_metrics.get("loss")
+    result["first_loss_finite"] = bool(math.isfinite(host_metrics.get("loss", float("nan"))))
     return (result, timer) if keep_timer else result
 
 
@@ -833,6 +846,111 @@ def run_pytorch_baseline(
     return json.loads(lines[-1])
 
 
+_INSTRUCTION_META = re.compile(
+    r"^\s*(?:ROOT )?%?([\w.\-]+) = .*?metadata=\{[^}]*?op_name=\"([^\"]+)\""
+)
+# In op_name paths the model appears inside a transformation, 'jvp(CSCModel)' or
+# 'transpose(jvp(CSCModel))' (backward); then come methods ('CSCModel.bottom_up'), Flax
+# submodules ('trunk', 'TCNBlock_3', 'Dense_0') and last the primitive ('mul').
+_MODEL_SCOPE = re.compile(r"^[\w()]*\(([A-Z]\w*)\)+$")
+_LAYER = re.compile(r"^([A-Z]\w*?)(?:_\d+)?$")
+
+
+def _op_areas(op_name: str) -> tuple[str, str, str]:
+    """(model part, layer type, 'fwd'|'bwd') of an HLO op_name, e.g.
+    'jit(train_step)/transpose(jvp(CSCModel))/CSCModel.bottom_up/trunk/TCN_0/TCNBlock_3/
+    GlobalLayerNorm_1/mul' -> ('trunk', 'GlobalLayerNorm', 'bwd')."""
+    parts = op_name.split("/")
+    scope = next((i for i, p in enumerate(parts) if _MODEL_SCOPE.match(p)), None)
+    if scope is None:
+        return "(outside the model: mixing, loss, optimizer)", "-", "-"
+    direction = "bwd" if parts[scope].startswith("transpose(") else "fwd"
+    inner = parts[scope + 1 : -1]  # the last entry is the primitive
+    modules = [p for p in inner if "." not in p and "(" not in p]
+    methods = [p for p in inner if "." in p]
+    if modules:
+        part = re.sub(r"_\d+$", "", modules[0])
+    else:
+        part = methods[-1] if methods else "(model, top level)"
+    layers = [m.group(1) for p in modules[1:] if (m := _LAYER.match(p))]
+    if layers:
+        layer = layers[-1]
+    else:  # a named submodule such as attention/key
+        layer = modules[-1] if len(modules) > 1 else "-"
+    return part, layer, direction
+
+
+def profile_breakdown(timer: StepTimer, *, steps: int, trace_dir: str) -> dict[str, Any]:
+    """Trace ``steps`` steps with jax.profiler and attribute op time to model parts.
+
+    Every executed XLA op (fusion, dot, copy, ...) of the trace is mapped to the op_name
+    metadata that the compiled HLO keeps for it (the Flax module path and the JAX
+    transformation: ``transpose`` = backward), then summed per model part and per layer type.
+    XLA names a fusion after one of its ops, so forward/backward and layer attribution of
+    fused code is approximate. 'op_ms_per_step' sums the ops' durations (an op that uses
+    several threads counts once; ops that overlap count twice), and the profiler itself
+    slows the step down, so use the shares, not the absolute times.
+
+    Returns:
+      dict: wall_ms_per_step, op_ms_per_step, dot_share (dots and YNN/XNN matmul fusions),
+      by_part / by_layer: lists of [name, ms per step, share], trace_dir; or
+      {'error': ...} when the trace cannot be read (its format is not a stable API).
+    """
+    import glob
+    import gzip
+
+    hlo = timer.compiled.as_text()
+    meta = {}
+    for line in hlo.splitlines():
+        m = _INSTRUCTION_META.match(line)
+        if m:
+            meta.setdefault(m.group(1), m.group(2))
+    os.makedirs(trace_dir, exist_ok=True)
+    t0 = time.perf_counter()
+    with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+        timer.time(steps, 0)
+    wall = time.perf_counter() - t0
+    files = sorted(
+        glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True),
+        key=os.path.getmtime,
+    )
+    try:
+        with gzip.open(files[-1]) as f:
+            events = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
+    except (IndexError, OSError, ValueError, KeyError) as e:
+        return {"error": f"cannot read the trace in {trace_dir}: {e}", "trace_dir": trace_dir}
+    by_part: dict[str, float] = {}
+    by_layer: dict[str, float] = {}
+    total = dots = 0.0
+    for e in events:
+        name = e.get("name", "")
+        if name not in meta and not re.match(r"^[a-z][\w\-]*(\.\d+)?$", name):
+            continue  # runtime / Python events, not XLA ops
+        dur = float(e.get("dur", 0.0)) / 1e3 / steps  # ms per step
+        total += dur
+        if name.startswith(("dot", "ynn", "xnn", "onednn")):
+            dots += dur
+        part, layer, direction = (
+            _op_areas(meta[name]) if name in meta else ("(no metadata)", "-", "?")
+        )
+        by_part[part] = by_part.get(part, 0.0) + dur
+        key = f"{part}/{layer} {direction}"
+        by_layer[key] = by_layer.get(key, 0.0) + dur
+
+    def table(d):
+        rows = sorted(d.items(), key=lambda kv: -kv[1])
+        return [[k, v, v / total if total else 0.0] for k, v in rows]
+
+    return {
+        "wall_ms_per_step": wall * 1e3 / steps,
+        "op_ms_per_step": total,
+        "dot_share": dots / total if total else 0.0,
+        "by_part": table(by_part),
+        "by_layer": table(by_layer),
+        "trace_dir": trace_dir,
+    }
+
+
 def compare_with_pytorch(
     shapes: BackboneShapes,
     settings: BenchSettings,
@@ -929,7 +1047,25 @@ def run(experiment: Any, settings: BenchSettings, log: Callable[[str], None] = p
         "results": [],
         "pipeline_alone": None,
         "pytorch_comparison": [],
+        "profiles": {},
     }
+
+    def profile(name: str, timer: StepTimer) -> None:
+        if not settings.profile_dir:
+            return
+        log(f"profiling {name} ({settings.profile_steps} steps) ...")
+        out = profile_breakdown(
+            timer,
+            steps=settings.profile_steps,
+            trace_dir=os.path.join(settings.profile_dir, name),
+        )
+        report["profiles"][name] = out
+        if "error" in out:
+            log("  " + out["error"])
+        else:
+            top = ", ".join(f"{k} {100 * f:.0f}%" for k, _, f in out["by_part"][:4])
+            log(f"  op time {out['op_ms_per_step']:.0f} ms/step: {top}")
+
     batch_sizes = settings.batch_sizes or (int(experiment.data.batch_size),)
     seconds = settings.segment_seconds or (float(experiment.data.segment_seconds),)
     sweep = [
@@ -950,18 +1086,21 @@ def run(experiment: Any, settings: BenchSettings, log: Callable[[str], None] = p
     demo_shapes = backbone_shapes_from_experiment(experiment)
     want_csc = bool(settings.pytorch_python) and "backbone" in settings.modes
     want_csc = want_csc and any(_same_shapes(x, demo_shapes) for x in settings.backbone)
+    keep_csc = want_csc or bool(settings.profile_dir)
     csc_default = None
     if "train" in settings.modes:
         for p, d, b, s in sweep:
             log(f"train step: parallel={p} dtype={d} B={b} segment={s}s ...")
             cfg = _experiment_variant(experiment, parallel=p, dtype=d, batch=b, seconds=s)
-            keep = want_csc and (p, d, b, float(s)) == default_key and csc_default is None
+            keep = keep_csc and (p, d, b, float(s)) == default_key and csc_default is None
             r = bench_train_step(cfg, steps=settings.steps, warmup=settings.warmup, keep_timer=keep)
             if keep:
                 csc_default = r
                 r = r[0]
             report["results"].append(r)
             log("  " + _one_line(r))
+            if keep:
+                profile("csc_step", csc_default[1])
     if "pipeline" in settings.modes:
         log(f"input pipeline alone ({settings.pipeline_batches} batches) ...")
         report["pipeline_alone"] = bench_pipeline_alone(
@@ -980,7 +1119,7 @@ def run(experiment: Any, settings: BenchSettings, log: Callable[[str], None] = p
             log(f"backbone {shapes.name}: {_shape_text(shapes)} ...")
             kept = None
             for dtype in settings.dtypes:
-                keep = dtype == "float32" and bool(settings.pytorch_python)
+                keep = dtype == "float32" and bool(settings.pytorch_python or settings.profile_dir)
                 r = bench_backbone(
                     shapes,
                     dtype=dtype,
@@ -992,7 +1131,9 @@ def run(experiment: Any, settings: BenchSettings, log: Callable[[str], None] = p
                     kept, r = r, r[0]
                 report["results"].append(r)
                 log(f"  {dtype}: " + _one_line(r))
-            if kept is None:
+            if kept is not None:
+                profile(f"backbone_{shapes.name}", kept[1])
+            if kept is None or not settings.pytorch_python:
                 continue
             csc = None
             if want_csc and _same_shapes(shapes, demo_shapes):
@@ -1064,7 +1205,8 @@ def markdown(report: dict[str, Any]) -> str:
     env = report["environment"]
     lines = [
         f"Device: {env['device_kind']} x {env['num_devices']} ({env['backend']}); CPU "
-        f"{env['cpu_model']}, {env['cpu_count']} cores; load average "
+        f"{env['cpu_model']}, {env['cpu_count']} cores ({len(env.get('cpu_affinity') or [])} "
+        "usable by this process); load average "
         f"{', '.join(f'{x:.2f}' for x in env['load_average'])} (before), "
         f"{', '.join(f'{x:.2f}' for x in env.get('load_average_after', []))} (after); "
         f"jax {env['jax']}, jaxlib {env['jaxlib']}, flax {env['flax']}.",
@@ -1074,9 +1216,9 @@ def markdown(report: dict[str, Any]) -> str:
     if steps:
         lines += [
             "| step | input | parallel | dtype | B | K | seg (s) | compile (s) | median ms "
-            "(min-max) | examples/s | audio s/s | audio s/s/dev | GFLOP/step | GFLOP/s | "
-            "util. | XLA temp |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "(min-max) | examples/s | audio s/s | audio s/s/dev | trunk audio s/s | GFLOP/step | "
+            "GFLOP/s | util. | XLA temp |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in steps:
             st, tp = r["step_time_s"], r["throughput"]
@@ -1087,7 +1229,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {r['segment_seconds']:g} | {r['compile']['lower_plus_compile_s']:.1f} "
                 f"| {st['median'] * 1e3:.1f} ({st['min'] * 1e3:.1f}-{st['max'] * 1e3:.1f}) "
                 f"| {tp['examples_per_s']:.2f} | {tp['audio_s_per_s']:.2f} "
-                f"| {tp['audio_s_per_s_per_device']:.2f} "
+                f"| {tp['audio_s_per_s_per_device']:.2f} | {tp['trunk_audio_s_per_s']:.2f} "
                 f"| {_fmt(r['flops_per_step'], 1e-9)} "
                 f"| {_fmt(tp['achieved_flops_per_s'], 1e-9)} "
                 f"| {'unknown' if util is None else f'{util:.1%}'} "
@@ -1096,9 +1238,8 @@ def markdown(report: dict[str, Any]) -> str:
         peak = {str(r["memory"]["device"]["peak_bytes_in_use"]) for r in steps}
         lines += ["", f"Runtime peak device memory: {', '.join(sorted(peak))}."]
         lines.append(
-            "audio s/s counts the mixtures (B x K x segment); "
-            + "; ".join(sorted({r["counted"] for r in steps}))
-            + "."
+            "audio s/s counts " + "; ".join(sorted({r["counted"] for r in steps})) + "; trunk "
+            "audio s/s counts every waveform that goes through the separative encoder."
         )
         lines.append("")
     pa = report.get("pipeline_alone")
@@ -1158,6 +1299,23 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{c['csc_over_pytorch_audio_throughput']:.3f} (>= 1 meets the target).",
                     "",
                 ]
+    for name, prof in (report.get("profiles") or {}).items():
+        if "error" in prof:
+            lines += [f"Profile {name}: {prof['error']}", ""]
+            continue
+        lines += [
+            f"Profile {name}: wall {prof['wall_ms_per_step']:.0f} ms/step under the profiler, "
+            f"XLA ops {prof['op_ms_per_step']:.0f} ms/step (sum of op durations), dots "
+            f"{prof['dot_share']:.0%}; trace in {prof['trace_dir']}",
+            "",
+            "| model part / layer | direction | ms/step | share |",
+            "|---|---|---|---|",
+        ]
+        for key, ms, share in prof["by_layer"][:12]:
+            where, direction = key.rsplit(" ", 1)
+            where = where.removesuffix("/-")
+            lines.append(f"| {where} | {direction} | {ms:.1f} | {share:.1%} |")
+        lines.append("")
     lines.append(f"Total wall time {report.get('total_wall_s', float('nan')):.0f} s.")
     return "\n".join(lines)
 

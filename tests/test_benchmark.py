@@ -57,6 +57,8 @@ def test_smoke_run_writes_complete_report(shared_cache, tmp_path):
         backbone=(_tiny_backbone(config),),
         pytorch_python=_fake_pytorch(tmp_path, 0.5),
         pytorch_rounds=2,
+        profile_dir=str(tmp_path / "profile"),
+        profile_steps=1,
     )
     logged = []
     report = bm.run(config, settings, log=logged.append)
@@ -68,6 +70,7 @@ def test_smoke_run_writes_complete_report(shared_cache, tmp_path):
     for key in ("jax", "jaxlib", "flax", "device_kind", "backend", "cpu_model"):
         assert isinstance(env[key], str) and env[key]
     assert env["num_devices"] >= 1 and len(env["load_average"]) == 3
+    assert env["cpu_affinity"] and all(isinstance(c, int) for c in env["cpu_affinity"])
     assert report["experiment_config"]["model"]["enc_filters"] == 16
 
     kinds = [r["kind"] for r in report["results"]]
@@ -90,6 +93,11 @@ def test_smoke_run_writes_complete_report(shared_cache, tmp_path):
         assert [r["batch_size"], r["num_conditions"]] == [4, 2]
         assert r["audio_s_per_step"] == pytest.approx(4 * 2 * 0.1)
         assert r["mixtures_per_step"] == 8
+        passes = 3 if r["stream_weights"] == "components" else 1  # 2 component passes each
+        assert r["trunk_audio_s_per_step"] == pytest.approx(passes * 4 * 2 * 0.1)
+        assert r["throughput"]["trunk_audio_s_per_s"] == pytest.approx(
+            r["trunk_audio_s_per_step"] / r["step_time_s"]["median"]
+        )
         assert r["first_loss_finite"] is True
     assert {r["parallel"] for r in report["results"][:2]} == {"sharding", "pmap"}
     backbone = report["results"][3]
@@ -107,6 +115,16 @@ def test_smoke_run_writes_complete_report(shared_cache, tmp_path):
     assert cmp_["csc_over_pytorch_audio_throughput"] == pytest.approx(
         (audio / cmp_["csc_median_s"]) / (audio / 0.5)
     )
+
+    profiles = report["profiles"]
+    assert set(profiles) == {"csc_step", "backbone_demo"}
+    for name, part in (("csc_step", "trunk"), ("backbone_demo", "SeparatorTrunk")):
+        prof = profiles[name]
+        assert "error" not in prof, prof
+        assert prof["op_ms_per_step"] > 0 and 0 <= prof["dot_share"] <= 1
+        parts = {row[0] for row in prof["by_part"]}
+        assert part in parts, parts
+        assert sum(row[2] for row in prof["by_layer"]) == pytest.approx(1.0)
 
     table = bm.markdown(report)
     assert "| CSC csc | device | sharding |" in table and "| CSC csc | pipeline |" in table
@@ -145,6 +163,25 @@ def test_cli_writes_json_and_table(shared_cache, tmp_path):
         timeout=300,
     )
     assert bad.returncode != 0 and "nonsense" in bad.stderr
+
+
+def test_op_name_attribution():
+    f = bm._op_areas
+    assert f(
+        "jit(train_step)/transpose(jvp(CSCModel))/CSCModel.bottom_up/trunk/TCN_0/TCNBlock_3/"
+        "GlobalLayerNorm_1/mul"
+    ) == ("trunk", "GlobalLayerNorm", "bwd")
+    assert f("jit(step)/jvp(ConvTasNetBackbone)/SeparatorTrunk_0/TCN_0/TCNBlock_1/Dense_1/dot") == (
+        "SeparatorTrunk",
+        "Dense",
+        "fwd",
+    )
+    assert f("jit(train_step)/jvp(CSCModel)/CSCModel.global_vector/attention/key/dot") == (
+        "attention",
+        "key",
+        "fwd",
+    )
+    assert f("jit(train_step)/vmap()/mix_example/xor")[0].startswith("(outside the model")
 
 
 def test_step_time_stats():
