@@ -15,7 +15,9 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/benchmark.py", "Benchmark preset (configs/benchmark.py)."
 )
-_MODE = flags.DEFINE_string("mode", None, "train | pipeline | backbone | all (or a comma list).")
+_MODE = flags.DEFINE_string(
+    "mode", None, "train | pipeline | backbone | losses | all (or a comma list)."
+)
 _PARALLEL = flags.DEFINE_list("parallel", None, "Parallel modes: sharding,pmap.")
 _DTYPE = flags.DEFINE_list("dtype", None, "Compute dtypes: float32,bfloat16.")
 _BATCH = flags.DEFINE_list("batch_sizes", None, "Global batch sizes B of the train step.")
@@ -101,6 +103,7 @@ def settings_from(config, pinned_cores=None):
         pytorch_threads=int(pinned_cores or b.pytorch_threads),
         profile_dir=_pick(_PROFILE, b.profile_dir),
         profile_steps=int(b.profile_steps),
+        loss_shape=tuple(int(x) for x in b.loss_shape),
     )
 
 

@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.experiment = base_config()
 
     b = c.bench = ml_collections.ConfigDict()
-    b.mode = "all"  # 'train' | 'pipeline' | 'backbone' | 'all' (or a comma list)
+    b.mode = "all"  # 'train' | 'pipeline' | 'backbone' | 'losses' | 'all' (or a comma list)
     b.parallel = ("sharding", "pmap")
     b.dtype = ("float32",)
     b.batch_sizes = ()  # empty: experiment.data.batch_size
@@ -38,6 +38,9 @@ def get_config() -> ml_collections.ConfigDict:
     b.pytorch_threads = 2
     b.profile_dir = ""  # '' = no profile; else jax.profiler traces + per-layer op-time table
     b.profile_steps = 3
+    # mode 'losses': value_and_grad of each csc_jax.losses function on a (B, sources, samples)
+    # array: 16 two-source 4 s mixtures at 8 kHz.
+    b.loss_shape = (16, 2, 32000)
 
     # Conv-TasNet paper's best non-causal model (Luo & Mesgarani 2019, Table 2): N=512, L=16,
     # B=Sc=128, H=512, P=3, X=8, R=3 at 8 kHz on 4 s segments. The paper trained with batch

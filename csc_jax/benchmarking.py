@@ -11,6 +11,9 @@ Everything ``benchmark.py`` measures lives here so tests import it. Three kinds 
   (``sources.make_source`` + ``pipeline.make_train_iterator``): each timed step includes
   ``next(iterator)``, ``DataParallel.put_batch`` and the step. Also the pipeline alone
   (``pipeline.measure_throughput``, crops/s) with ``config.data.num_workers`` workers.
+* ``losses``: each public loss of ``csc_jax.losses`` (value and gradient, one ``jax.jit``) on
+  one ``(16, 2, 32000)`` float array, the shape of a batch of 16 two-source 4 s mixtures at
+  8 kHz; see ``bench_losses`` for how each loss reads that array.
 * ``backbone``: the separation backbone alone (Conv-TasNet: learned encoder + TCN + 2-source
   sigmoid mask + decoder, built from the project's own ``WaveformEncoder``,
   ``SeparatorTrunk`` and ``WaveformDecoder``) trained with ``losses.pit_si_snr_loss`` and
@@ -60,7 +63,7 @@ from csc_jax.config import validate_config
 from csc_jax.models.encoder import WaveformDecoder, WaveformEncoder
 from csc_jax.models.separator import SeparatorTrunk
 
-MODES = ("train", "pipeline", "backbone")
+MODES = ("train", "pipeline", "backbone", "losses")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTORCH_SCRIPT = os.path.join(REPO_ROOT, "scripts", "pytorch_convtasnet_baseline.py")
@@ -139,6 +142,7 @@ class BenchSettings:
         experiment's shapes and of each float32 backbone here, and add a per-layer breakdown
         of op time to the report (``profile_breakdown``).
       profile_steps: steps traced per profile.
+      loss_shape: the ``(batch, sources, samples)`` array of ``mode='losses'``.
     """
 
     modes: tuple[str, ...] = MODES
@@ -155,6 +159,7 @@ class BenchSettings:
     pytorch_threads: int = 2
     profile_dir: str = ""
     profile_steps: int = 3
+    loss_shape: tuple[int, int, int] = (16, 2, 32000)
 
     def validate(self) -> None:
         bad = sorted(set(self.modes) - set(MODES))
@@ -176,6 +181,10 @@ class BenchSettings:
             raise ValueError(f"profile_steps must be >= 1, got {self.profile_steps}")
         if self.pytorch_rounds < 1:
             raise ValueError(f"pytorch_rounds must be >= 1, got {self.pytorch_rounds}")
+        if len(self.loss_shape) != 3 or min(self.loss_shape) < 1:
+            raise ValueError(f"loss_shape must be 3 positive sizes, got {self.loss_shape}")
+        if "losses" in self.modes and self.loss_shape[1] < 2:
+            raise ValueError(f"loss_shape {self.loss_shape}: needs >= 2 sources for PIT")
         if "backbone" in self.modes and not self.backbone:
             raise ValueError("mode 'backbone' needs at least one backbone shape")
 
@@ -417,6 +426,103 @@ def _flops(compiled: Any) -> float | None:
         return cost_analysis_flops(compiled.cost_analysis())
     except Exception:  # noqa: BLE001 - cost analysis is optional on some backends
         return None
+
+
+# ---------------------------------------------------------------------- the pure losses
+def _loss_cases(shape: tuple[int, int, int]) -> dict[str, tuple[Callable, str]]:
+    """name -> (``f(x, y) -> scalar``, how it reads the two ``(B, S, T)`` arrays).
+
+    ``x`` is what the gradient is taken with respect to (estimates / embeddings), ``y`` a
+    second array of the same shape (references / the other stream or view).
+    """
+    b, s, t = shape
+    heads = 4
+    width = heads * 16
+    keys_per_row = (s * t) // width  # the trailing remainder (if any) is cut off
+
+    def attention(x, y):
+        kv = x.reshape(b, -1)[:, : keys_per_row * width].reshape(b, keys_per_row, heads, 16)
+        query = y.reshape(b, -1)[:, :width].reshape(b, heads, 16)
+        pooled, _ = losses.cross_attention_pool(query, kv, kv)
+        return jnp.mean(pooled**2)
+
+    return {
+        "si_snr": (
+            lambda x, y: -jnp.mean(losses.si_snr(x, y)),
+            f"-mean SI-SNR of ({b}, {s}, {t}) estimates vs references",
+        ),
+        "pit_si_snr_loss": (
+            lambda x, y: losses.pit_si_snr_loss(x, y)[0],
+            f"PIT over {s} sources, ({b}, {s}, {t}) estimates vs references",
+        ),
+        "csc_loss": (
+            lambda x, y: losses.csc_loss(x, y, jnp.roll(y, 1, axis=0), temperature=0.1),
+            f"global vectors ({b}, K={s}, D={t}) = x vs target streams y, interference streams "
+            "y of the next example",
+        ),
+        "nt_xent": (
+            lambda x, y: losses.nt_xent(x[:, 0], x[:, 1], temperature=0.1),
+            f"two views ({b}, D={t}) = x[:, 0], x[:, 1]",
+        ),
+        "cross_attention_pool": (
+            attention,
+            f"keys = values ({b}, {keys_per_row}, {heads} heads, 16), one query per head",
+        ),
+    }
+
+
+def bench_losses(
+    shape: tuple[int, int, int] = (16, 2, 32000),
+    *,
+    steps: int,
+    warmup: int,
+    dtype: str = "float32",
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Compile and time ``jax.value_and_grad`` of each loss in ``csc_jax.losses``.
+
+    Args:
+      shape: ``(B, S, T)`` of the two float inputs (random normal from ``seed``).
+      steps: timed calls (each ended with ``block_until_ready``). warmup: untimed calls.
+      dtype: input dtype ('float32' or 'bfloat16'; the losses reduce in float32).
+
+    Returns:
+      one dict per loss: name, what it computes on the array, compile times, step-time stats
+      (s), FLOPs of the compiled program, and the loss value (finite-checked).
+    """
+    kx, ky = jax.random.split(jax.random.PRNGKey(seed))
+    x = jax.random.normal(kx, shape, jnp.float32).astype(DTYPES[dtype])
+    y = jax.random.normal(ky, shape, jnp.float32).astype(DTYPES[dtype])
+    out = []
+    for name, (fn, reads) in _loss_cases(tuple(shape)).items():
+        jitted = jax.jit(jax.value_and_grad(fn))
+        compiled, compile_times = _compile(jitted, x, y)
+        value, grad = compiled(x, y)
+        _block((value, grad))
+        value = float(value)
+        if not (math.isfinite(value) and bool(jnp.all(jnp.isfinite(grad)))):
+            raise FloatingPointError(f"loss {name}: non-finite value or gradient ({value})")
+        for _ in range(warmup):
+            _block(compiled(x, y))
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            _block(compiled(x, y))
+            times.append(time.perf_counter() - t0)
+        out.append(
+            {
+                "kind": "loss",
+                "name": name,
+                "reads": reads,
+                "shape": list(shape),
+                "dtype": dtype,
+                "compile": compile_times,
+                "step_time_s": step_time_stats(times),
+                "flops_per_step": _flops(compiled),
+                "value": value,
+            }
+        )
+    return out
 
 
 # ---------------------------------------------------------------------- the CSC train step
@@ -1161,6 +1267,14 @@ def run(experiment: Any, settings: BenchSettings, log: Callable[[str], None] = p
                     f"{c['csc_over_pytorch_audio_throughput']:.3f})"
                 )
             log(text)
+    if "losses" in settings.modes:
+        for dtype in settings.dtypes:
+            log(f"losses: value_and_grad on {settings.loss_shape} {dtype} ...")
+            for r in bench_losses(
+                settings.loss_shape, steps=settings.steps, warmup=settings.warmup, dtype=dtype
+            ):
+                report["results"].append(r)
+                log(f"  {r['name']}: {r['step_time_s']['median'] * 1e3:.2f} ms")
     report["environment"]["load_average_after"] = list(os.getloadavg())
     report["total_wall_s"] = time.perf_counter() - started
     return report
@@ -1299,6 +1413,22 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{c['csc_over_pytorch_audio_throughput']:.3f} (>= 1 meets the target).",
                     "",
                 ]
+    lo = [r for r in report["results"] if r["kind"] == "loss"]
+    if lo:
+        lines += [
+            "| loss (value + grad, jit) | input | dtype | compile (s) | median ms (min-max) | "
+            "GFLOP |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in lo:
+            st = r["step_time_s"]
+            lines.append(
+                f"| {r['name']} | {r['reads']} | {r['dtype']} "
+                f"| {r['compile']['lower_plus_compile_s']:.2f} "
+                f"| {st['median'] * 1e3:.2f} ({st['min'] * 1e3:.2f}-{st['max'] * 1e3:.2f}) "
+                f"| {_fmt(r['flops_per_step'], 1e-9, 2)} |"
+            )
+        lines.append("")
     for name, prof in (report.get("profiles") or {}).items():
         if "error" in prof:
             lines += [f"Profile {name}: {prof['error']}", ""]

@@ -43,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -503,8 +504,9 @@ def synthesise(espeak: str, utt: Utterance, out_root: str) -> dict:
 
     final = Path(out_root) / utt.split / utt.key
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp_raw = final.with_name(f"{final.stem}.{os.getpid()}.espeak.tmp")
-    tmp_out = final.with_name(f"{final.stem}.{os.getpid()}.wav.tmp")
+    tag = f"{os.getpid()}-{threading.get_ident()}"
+    tmp_raw = final.with_name(f"{final.stem}.{tag}.espeak.tmp")
+    tmp_out = final.with_name(f"{final.stem}.{tag}.wav.tmp")
     amplitude = AMPLITUDE
     try:
         for _ in range(MAX_AMPLITUDE_RETRIES + 1):
@@ -703,7 +705,9 @@ def build(args: argparse.Namespace) -> dict:
     )
     with (
         journal_path.open("a", encoding="utf-8") as journal,
-        concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool,
+        # Threads, not processes: the work is the espeak-ng/MBROLA subprocess and soxr (both
+        # outside the GIL), and forking a process that may have imported JAX can deadlock.
+        concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool,
     ):
         futures = {pool.submit(synthesise, espeak, u, str(out)): u for u in todo}
         for fut in concurrent.futures.as_completed(futures):

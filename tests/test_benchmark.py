@@ -59,6 +59,7 @@ def test_smoke_run_writes_complete_report(shared_cache, tmp_path):
         pytorch_rounds=2,
         profile_dir=str(tmp_path / "profile"),
         profile_steps=1,
+        loss_shape=(4, 2, 800),
     )
     logged = []
     report = bm.run(config, settings, log=logged.append)
@@ -74,8 +75,8 @@ def test_smoke_run_writes_complete_report(shared_cache, tmp_path):
     assert report["experiment_config"]["model"]["enc_filters"] == 16
 
     kinds = [r["kind"] for r in report["results"]]
-    assert kinds == ["train", "train", "pipeline", "backbone"]
-    for r in report["results"]:
+    assert kinds == ["train", "train", "pipeline", "backbone"] + ["loss"] * 5
+    for r in report["results"][:4]:
         st = r["step_time_s"]
         assert st["n"] == 2
         assert 0 < st["min"] <= st["median"] <= st["max"]
@@ -126,7 +127,10 @@ def test_smoke_run_writes_complete_report(shared_cache, tmp_path):
         assert part in parts, parts
         assert sum(row[2] for row in prof["by_layer"]) == pytest.approx(1.0)
 
+    names = [r["name"] for r in report["results"][4:]]
+    assert names == ["si_snr", "pit_si_snr_loss", "csc_loss", "nt_xent", "cross_attention_pool"]
     table = bm.markdown(report)
+    assert "| loss (value + grad, jit) |" in table and "| pit_si_snr_loss |" in table
     assert "| CSC csc | device | sharding |" in table and "| CSC csc | pipeline |" in table
     assert "input pipeline alone" in table and "JAX / PyTorch step time" in table
     assert any("crops/s" in line for line in logged)
@@ -154,6 +158,18 @@ def test_cli_writes_json_and_table(shared_cache, tmp_path):
     assert r["shapes"]["batch_size"] == 4 * 2  # demo backbone batch = B * K
     assert "| backbone | shapes |" in proc.stdout
 
+    loss_run = subprocess.run(
+        cmd[:3] + ["--mode=losses", "--steps=1", "--warmup=0", f"--out={out}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert loss_run.returncode == 0, loss_run.stderr[-3000:]
+    assert "| csc_loss | global vectors (16, K=2, D=32000)" in loss_run.stdout
+    assert [r["kind"] for r in json.loads(out.read_text())["results"]] == ["loss"] * 5
+
     bad = subprocess.run(
         cmd[:3] + ["--mode=nonsense", f"--out={out}"],
         cwd=REPO,
@@ -163,6 +179,22 @@ def test_cli_writes_json_and_table(shared_cache, tmp_path):
         timeout=300,
     )
     assert bad.returncode != 0 and "nonsense" in bad.stderr
+
+
+def test_losses_value_and_grad_at_the_issue_shape():
+    """Every loss compiles with its gradient on a (16, 2, 32000) batch on CPU (time reported
+    by benchmark.py --mode=losses, not asserted here)."""
+    rows = bm.bench_losses((16, 2, 32000), steps=1, warmup=0)
+    assert [r["name"] for r in rows] == list(bm._loss_cases((16, 2, 32000)))
+    for r in rows:
+        assert r["shape"] == [16, 2, 32000] and math.isfinite(r["value"])
+        assert r["step_time_s"]["n"] == 1 and r["step_time_s"]["median"] > 0
+    by_name = {r["name"]: r["value"] for r in rows}
+    # Independent random signals: SI-SNR far below 0 dB, so the negated loss is positive.
+    assert by_name["si_snr"] > 10 and by_name["pit_si_snr_loss"] > 10
+    # Random 32000-d vectors are near-orthogonal: csc_loss ~ log 2, NT-Xent ~ log(2B - 1).
+    assert by_name["csc_loss"] == pytest.approx(math.log(2), abs=0.05)
+    assert by_name["nt_xent"] == pytest.approx(math.log(31), abs=0.1)
 
 
 def test_op_name_attribution():
@@ -251,6 +283,8 @@ def test_settings_validation():
         bm.BenchSettings(modes=("backbone",)).validate()
     with pytest.raises(ValueError, match="steps"):
         bm.BenchSettings(modes=("train",), steps=0).validate()
+    with pytest.raises(ValueError, match="loss_shape"):
+        bm.BenchSettings(modes=("losses",), loss_shape=(16, 1, 100)).validate()
 
 
 def test_pytorch_script_presets_match_the_jax_shapes():
