@@ -26,13 +26,14 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     from csc_jax.config import ConfigError, validate_config
+    from csc_jax.data.sources import BadAudioFileError
     from csc_jax.evaluation.verification import evaluate_workdir
     from csc_jax.training.checkpointing import CheckpointError
 
     try:
         validate_config(_CONFIG.value)
         evaluate_workdir(_CONFIG.value, _WORKDIR.value, step=_STEP.value, outdir=_OUT.value)
-    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, FileNotFoundError, BadAudioFileError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
 

@@ -38,7 +38,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.folder.train_root = ""
     c.data.folder.test_root = ""
     c.data.folder.trials = ""  # VoxCeleb-format trial list for test_root
-    c.data.folder.noise_root = ""  # optional folder of noise recordings for eval
+    # Recorded noise for the eval noise conditions, any data.source; "" = colored Gaussian.
+    c.data.folder.noise_root = ""
     c.data.folder.on_bad_file = "error"  # 'error' | 'skip' (skip with one warning and a count)
     c.data.tfds = ml_collections.ConfigDict()
     c.data.tfds.name = ""

@@ -112,6 +112,14 @@ def test_invalid_config_is_refused_before_anything_compiles(
     assert not workdir.exists()  # refused before touching the workdir
 
 
+def test_bad_noise_folder_fails_before_training_not_after(tiny_config, tmp_path):
+    config = _set(tiny_config, "data.folder.noise_root", str(tmp_path / "no_such_noise"))
+    config.train.eval_at_end = True
+    with count_compiles() as compiles, pytest.raises(ConfigError, match="no_such_noise"):
+        loop.train(config, str(tmp_path / "run"))
+    assert compiles == []
+
+
 def test_batch_not_divisible_by_devices_names_both_numbers(tiny_config):
     validate_config(tiny_config, num_devices=2)
     with pytest.raises(ConfigError, match=r"batch_size=4: .* number of devices \(3\)"):

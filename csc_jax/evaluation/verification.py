@@ -23,6 +23,7 @@ from csc_jax.data import sources
 from csc_jax.data import trials as trials_lib
 from csc_jax.evaluation import conditions as cond_lib
 from csc_jax.evaluation.embedders import LogMelEmbedder, ModelEmbedder
+from csc_jax.evaluation.noise import NoiseFolder
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -71,8 +72,24 @@ class _Audio:
         return self._cache[i]
 
 
-def corrupted_tests(audio: _Audio, trials, condition, cond_index: int, seed: int) -> np.ndarray:
-    """(N, T) test sides of ``trials`` under ``condition`` (deterministic per trial)."""
+def noise_bank(config) -> NoiseFolder | None:
+    """The recorded-noise folder of the noise conditions, or None (colored Gaussian noise)."""
+    root = config.data.folder.noise_root
+    return NoiseFolder(root, int(config.data.sample_rate)) if root else None
+
+
+def corrupted_tests(
+    audio: _Audio,
+    trials,
+    condition,
+    cond_index: int,
+    seed: int,
+    noise: NoiseFolder | None = None,
+) -> np.ndarray:
+    """(N, T) test sides of ``trials`` under ``condition`` (deterministic per trial).
+
+    ``noise``: recorded noise for the 'noise' conditions (default: colored Gaussian noise).
+    """
     speakers = audio.source.speakers
     out = np.empty((len(trials), audio.length), np.float32)
     for n, t in enumerate(trials):
@@ -85,7 +102,10 @@ def corrupted_tests(audio: _Audio, trials, condition, cond_index: int, seed: int
                 speakers[audio.source.index_of(t.test)],
             }
             interferer = audio(cond_lib.pick_interferer(rng, speakers, exclude))
-        out[n] = cond_lib.corrupt(clean, condition, rng, interferer=interferer)
+        recorded = None
+        if condition.kind == "noise" and noise is not None:
+            recorded = noise.sample(rng, audio.length)
+        out[n] = cond_lib.corrupt(clean, condition, rng, interferer=interferer, noise=recorded)
     return out
 
 
@@ -97,7 +117,8 @@ def run_protocol(systems: dict, source, trials, config, outdir: str | None = Non
         extraction systems also ``global_vectors`` and ``extract``.
       source: test AudioSource.
       trials: list of Trial.
-      config: experiment config (``config.eval``, ``config.data.sample_rate``).
+      config: experiment config (``config.eval``, ``config.data.sample_rate``;
+        ``config.data.folder.noise_root``: recorded noise for the noise conditions).
       outdir: where to write results.json / results.md / DET PNGs (None: don't write).
 
     Returns:
@@ -106,6 +127,7 @@ def run_protocol(systems: dict, source, trials, config, outdir: str | None = Non
     ev = config.eval
     length = int(round(ev.seconds * config.data.sample_rate))
     audio = _Audio(source, length)
+    noise = noise_bank(config)
     labels = np.array([t.label for t in trials])
     enroll_keys = sorted({t.enroll for t in trials})
     enroll_wave = np.stack([audio(k) for k in enroll_keys])
@@ -122,7 +144,7 @@ def run_protocol(systems: dict, source, trials, config, outdir: str | None = Non
     results: dict = {name: {} for name in systems}
     curves: dict = {}
     for ci, condition in enumerate(cond_lib.conditions_from_config(ev)):
-        tests = corrupted_tests(audio, trials, condition, ci, ev.seed)
+        tests = corrupted_tests(audio, trials, condition, ci, ev.seed, noise)
         for name, (emb, use_extract) in systems.items():
             row: dict = {}
             if use_extract:
@@ -152,6 +174,7 @@ def run_protocol(systems: dict, source, trials, config, outdir: str | None = Non
                 "target_trials": int(labels.sum()),
                 "eval_seconds": ev.seconds,
                 "seed": ev.seed,
+                "noise": noise.describe() if noise else "colored Gaussian (1/f^a, a ~ U[0, 2])",
             },
         )
     return results
@@ -220,6 +243,7 @@ def restore_params(config, workdir: str, step: int | None = None):
 def evaluate_workdir(config, workdir: str, *, model=None, params=None, step=None, outdir=None):
     """Evaluate a run (and the untrained and log-mel references); print and save the tables."""
     t0 = time.time()
+    noise_bank(config)  # a bad noise folder fails before the checkpoint is read
     if params is None:
         model, params, step = restore_params(config, workdir, step)
     outdir = outdir or os.path.join(workdir, "eval")

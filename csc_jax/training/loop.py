@@ -225,6 +225,11 @@ def _train(config, workdir, stop, allow_config_change, devices):
         k = config.mixing.num_conditions
 
         source = sources.make_source(config, "train")
+        if config.train.eval_at_end and config.data.folder.noise_root:
+            # A bad noise folder must fail now, not after the whole training run.
+            from csc_jax.evaluation.noise import NoiseFolder
+
+            NoiseFolder(config.data.folder.noise_root, int(config.data.sample_rate))
         iterator = pipeline.make_train_iterator(
             source,
             batch_size=config.data.batch_size,
