@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup demo test lint format results benchmark clean
+.PHONY: setup demo test lint format results results-tts benchmark clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ format: setup
 
 results: setup
 	$(PY) scripts/run_results.py --out docs/results.md --workdir_root runs/results
+
+# Needs the local TTS corpus (docs/tts_corpus.md): CSC and SimCLR, seed 0.
+results-tts: setup
+	$(PY) scripts/run_results.py --config configs/tts.py --variants csc,simclr --seeds 0 \
+		--out docs/results_tts.md --workdir_root runs/results_tts
 
 benchmark: setup
 	$(PY) benchmark.py --config configs/benchmark.py

@@ -311,7 +311,7 @@ def run_results(
       seeds: seeds of the primary variants (csc, simclr).
       steps: training steps of every run (None: ``base_config.train.steps``).
       workdir_root: runs go to ``<workdir_root>/<variant>-s<seed>``.
-      out_md: the report; figures go to ``<dirname(out_md)>/results/``.
+      out_md: the report; figures go to ``<dirname(out_md)>/<stem of out_md>/``.
       ablation_seeds: seeds of the other variants.
       config_label: how the report's commands name the base config file.
       command: the command line that produced the report (shown in it).
@@ -739,9 +739,11 @@ def write_report(
     session_seconds: float | None = None,
     log: Callable = print,
 ) -> str:
-    """Write ``out_md`` and its figures (``<dirname(out_md)>/results/*.png``); returns the text."""
+    """Write ``out_md`` and its figures (``<dirname(out_md)>/<stem>/*.png``, e.g.
+    docs/results/ for docs/results.md); returns the text."""
     out_dir = os.path.dirname(os.path.abspath(out_md))
-    fig_dir = os.path.join(out_dir, "results")
+    # One figure folder per report, so two reports in docs/ never overwrite each other's PNGs.
+    fig_dir = os.path.join(out_dir, os.path.splitext(os.path.basename(out_md))[0])
     os.makedirs(fig_dir, exist_ok=True)
     conds, rows, refs, ref_from = build_rows(records)
     if steps is None:

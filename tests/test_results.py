@@ -144,6 +144,21 @@ def test_rerun_skips_finished_runs_and_a_changed_config_runs_again(pipeline_run,
     )
     assert len(records) == 8 and {r.status for r in records} == {"skipped"}
     assert _table_rows(md.read_text()) == before
+    # A second report next to the first keeps its figures in its own folder.
+    other = md.parent / "results_other.md"
+    stamp = (md.parent / "results" / "det_SIR0dB.png").stat().st_mtime_ns
+    experiments.run_results(
+        base,
+        experiments.select_variants(["csc", "simclr"]),
+        (0,),
+        2,
+        str(pipeline_run["runs"]),
+        str(other),
+        log=lambda *a: None,
+    )
+    assert (md.parent / "results_other" / "det_SIR0dB.png").is_file()
+    assert "results_other/det_SIR0dB.png" in other.read_text()
+    assert (md.parent / "results" / "det_SIR0dB.png").stat().st_mtime_ns == stamp
     # Another training budget is another run: it must not be taken for the finished one.
     with pytest.raises(RuntimeError, match="train called"):
         experiments.run_results(

@@ -1,0 +1,29 @@
+"""CSC on the local corpus of real recorded MBROLA voices (docs/tts_corpus.md), 8 kHz.
+
+Build the corpus once (Debian packages, then about 20 s of synthesis):
+
+  sudo scripts/install_tts_voices.sh
+  python scripts/make_tts_corpus.py --out cache/tts_corpus
+
+Command:
+  python train.py --config configs/tts.py --workdir runs/tts
+
+Everything but the data is the CPU demo's config (configs/default.py): 16 training voices
+(960 utterances, 0.9 h), evaluated on the 4 held-out voices' trial list (400 of its 960 trials,
+half target) under the same noise and interfering-speaker conditions.
+
+Measured cost and result: README "Results" (the TTS-corpus table).
+"""
+
+from csc_jax.config import base_config
+
+ROOT = "cache/tts_corpus"
+
+
+def get_config():
+    c = base_config()
+    c.data.source = "folder"
+    c.data.folder.train_root = f"{ROOT}/train"
+    c.data.folder.test_root = f"{ROOT}/val"
+    c.data.folder.trials = f"{ROOT}/trials_val.txt"
+    return c
