@@ -73,6 +73,11 @@ VARIANTS: tuple[Variant, ...] = (
     Variant(
         "csc-K1", {"mixing.num_conditions": 1}, "CSC with one interfering condition per target"
     ),
+    Variant(
+        "csc-sep0.1",
+        {"loss.lambda_sep": 0.1},
+        "CSC with the separation loss weighted 0.1 (loss balance; csc-no-sep was better than csc)",
+    ),
 )
 
 

@@ -33,6 +33,8 @@ ALL_ROWS = [
     "csc-no-csc+extract",
     "csc-K1",
     "csc-K1+extract",
+    "csc-sep0.1",
+    "csc-sep0.1+extract",
     "untrained",
     "log-mel",
 ]
@@ -142,7 +144,7 @@ def test_rerun_skips_finished_runs_and_a_changed_config_runs_again(pipeline_run,
         ablation_seeds=(0,),
         log=lambda *a: None,
     )
-    assert len(records) == 8 and {r.status for r in records} == {"skipped"}
+    assert len(records) == 9 and {r.status for r in records} == {"skipped"}
     assert _table_rows(md.read_text()) == before
     # A second report next to the first keeps its figures in its own folder.
     other = md.parent / "results_other.md"
@@ -211,9 +213,10 @@ def test_registry_seeds_and_config_errors(tiny_config):
         "csc-no-sep",
         "csc-no-csc",
         "csc-K1",
+        "csc-sep0.1",
     ]
     pairs = experiments.plan(experiments.VARIANTS, (0, 1, 2), (0,))
-    assert len(pairs) == 6 + 2 * 2
+    assert len(pairs) == 7 + 2 * 2
     assert [v.name for v, s in pairs if s == 2] == ["csc", "simclr"]
     assert experiments.parse_seeds("0, 1,2") == (0, 1, 2)
     for bad in ("", "a", "1,1"):
