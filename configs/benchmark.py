@@ -4,6 +4,11 @@ Command (quick CPU run; every figure goes to --out as JSON, a Markdown table to 
 
   python benchmark.py --config configs/benchmark.py --out runs/benchmark.json
 
+The GPU experiment (configs/gpu.py: 2 s crops, B=32, a Conv-TasNet-sized trunk) instead of the
+CPU demo, and the Conv-TasNet paper's batch of 4:
+
+  python benchmark.py --config=configs/benchmark.py:gpu --out runs/benchmark_gpu.json
+
 With the PyTorch comparison (torch + asteroid in their own venv, see docs/performance.md):
 
   python benchmark.py --config configs/benchmark.py --mode=backbone \
@@ -14,14 +19,35 @@ CPU demo; override with ``--config.experiment.data.batch_size=16`` etc.), ``benc
 to measure, ``backbone`` holds the Conv-TasNet shapes of ``--mode=backbone``.
 """
 
+import importlib.util
+from pathlib import Path
+
 import ml_collections
 
 from csc_jax.config import base_config
 
+EXPERIMENTS = ("demo", "gpu")
 
-def get_config() -> ml_collections.ConfigDict:
+
+def _gpu_experiment() -> ml_collections.ConfigDict:
+    path = Path(__file__).with_name("gpu.py")
+    spec = importlib.util.spec_from_file_location("csc_configs_gpu", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def get_config(experiment: str | None = None) -> ml_collections.ConfigDict:
+    """``experiment``: 'demo' (default; the CPU demo, csc_jax.config.base_config()) or 'gpu'
+    (configs/gpu.py), chosen as ``--config=configs/benchmark.py:gpu``."""
+    experiment = experiment or "demo"
+    if experiment not in EXPERIMENTS:
+        raise ValueError(
+            f"configs/benchmark.py:{experiment}: unknown experiment {experiment!r} "
+            f"(have: {', '.join(EXPERIMENTS)})"
+        )
     c = ml_collections.ConfigDict()
-    c.experiment = base_config()
+    c.experiment = base_config() if experiment == "demo" else _gpu_experiment()
 
     b = c.bench = ml_collections.ConfigDict()
     b.mode = "all"  # 'train' | 'pipeline' | 'backbone' | 'losses' | 'all' (or a comma list)
@@ -57,7 +83,7 @@ def get_config() -> ml_collections.ConfigDict:
             repeats=3,
             sample_rate=8000,
             segment_seconds=4.0,
-            batch_size=2,
+            batch_size=2 if experiment == "demo" else 4,
         )
     )
     # 'demo': filled from experiment.model / .data at run time (benchmark.py), batch =

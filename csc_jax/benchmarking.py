@@ -911,8 +911,19 @@ def bench_backbone(
     return (result, timer) if keep_timer else result
 
 
+def pytorch_device() -> str:
+    """The torch device matching JAX's default backend: 'cuda' on GPUs, else 'cpu'."""
+    return "cuda" if jax.default_backend() == "gpu" else "cpu"
+
+
 def pytorch_command(
-    python: str, shapes: BackboneShapes, *, steps: int, warmup: int, threads: int
+    python: str,
+    shapes: BackboneShapes,
+    *,
+    steps: int,
+    warmup: int,
+    threads: int,
+    device: str = "cpu",
 ) -> list[str]:
     """Command line of scripts/pytorch_convtasnet_baseline.py for ``shapes``."""
     return [
@@ -934,14 +945,18 @@ def pytorch_command(
         f"--steps={steps}",
         f"--warmup={warmup}",
         f"--threads={threads}",
+        f"--device={device}",
     ]
 
 
 def run_pytorch_baseline(
     python: str, shapes: BackboneShapes, *, steps: int, warmup: int, threads: int
 ) -> dict[str, Any]:
-    """Run the PyTorch baseline in its own interpreter (torch lives in a separate venv)."""
-    cmd = pytorch_command(python, shapes, steps=steps, warmup=warmup, threads=threads)
+    """Run the PyTorch baseline in its own interpreter (torch lives in a separate venv), on
+    the GPU when JAX runs on one."""
+    cmd = pytorch_command(
+        python, shapes, steps=steps, warmup=warmup, threads=threads, device=pytorch_device()
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     if proc.returncode or not lines:

@@ -4,8 +4,10 @@ The reference point of ``benchmark.py --mode=backbone``: the same Conv-TasNet la
 (learned encoder with ReLU, gLN TCN with skip channels = bottleneck, 2-source sigmoid masks,
 transposed-conv decoder), the same batch of Gaussian sources, utterance-level PIT negative
 SI-SNR (asteroid ``PITLossWrapper(pairwise_neg_sisdr, pit_from='pw_mtx')``) and Adam, in eager
-PyTorch on the CPU with ``torch.set_num_threads(--threads)``. Each timed step is
-``zero_grad, forward, loss, backward, optimizer.step`` (CPU execution is synchronous).
+PyTorch with ``torch.set_num_threads(--threads)``, on ``--device`` (cpu or cuda). Each timed step
+is ``zero_grad, forward, loss, backward, optimizer.step``, ended on CUDA with
+``torch.cuda.synchronize()``. On CUDA, float32 matmuls and convolutions may use TF32 (as JAX's
+default matmul precision does on the same GPUs); ``--no_tf32`` turns that off.
 
 torch is NOT a dependency of csc-jax; run this with its own interpreter:
 
@@ -72,6 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    p.add_argument("--no_tf32", action="store_true", help="CUDA: keep float32 matmuls exact")
     args = p.parse_args(argv)
     base = PRESETS.get(args.preset or "", {})
     for field in PRESETS["paper"]:
@@ -93,6 +97,17 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            sys.exit(f"--device={args.device} but torch {torch.__version__} sees no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = not args.no_tf32
+        torch.backends.cudnn.allow_tf32 = not args.no_tf32
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     try:
         import asteroid
         from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
@@ -118,12 +133,12 @@ def main(argv=None) -> None:
         encoder_activation="relu",  # as the paper and csc-jax's WaveformEncoder
         sample_rate=args.sample_rate,
     )
-    model.train()
+    model.to(device).train()
     loss_fn = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
     opt = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     t = int(round(args.segment_seconds * args.sample_rate))
     gen = torch.Generator().manual_seed(args.seed)
-    sources = 0.1 * torch.randn(args.batch_size, args.n_src, t, generator=gen)
+    sources = 0.1 * torch.randn(args.batch_size, args.n_src, t, generator=gen).to(device)
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
@@ -132,7 +147,8 @@ def main(argv=None) -> None:
         loss = loss_fn(estimates, sources)
         loss.backward()
         opt.step()
-        return float(loss.detach())
+        sync()
+        return loss.detach()
 
     # Forward FLOPs (convolutions/matmuls only) of one step, counted on an extra step: a
     # cross-check of XLA's count. The backward is not reported: torch's counter gave 3.7x the
@@ -149,7 +165,7 @@ def main(argv=None) -> None:
         flops_forward = int(counter.get_total_flops())
     except ImportError:
         pass
-    first_loss = step()
+    first_loss = float(step())
     for _ in range(args.warmup):
         step()
     times = []
@@ -158,6 +174,7 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         loss = step()
         times.append(time.perf_counter() - t0)
+    loss = float(loss)
     med = statistics.median(times)
     audio_s = args.batch_size * args.segment_seconds
     print(
@@ -166,6 +183,11 @@ def main(argv=None) -> None:
                 "implementation": f"asteroid {asteroid.__version__} ConvTasNet (eager)",
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
+                "device": str(device),
+                "device_name": (
+                    torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+                ),
+                "tf32": device.type == "cuda" and not args.no_tf32,
                 "name": args.name,
                 "shapes": {f: getattr(args, f) for f in list(PRESETS["paper"]) + ["n_src"]},
                 "num_params": int(sum(p.numel() for p in model.parameters())),

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import pytest
 from conftest import make_tiny_config
 
@@ -306,3 +307,8 @@ def test_pytorch_script_presets_match_the_jax_shapes():
         cmd = bm.pytorch_command("python", shapes, steps=3, warmup=1, threads=2)
         parsed = ptb.parse_args(cmd[2:])
         assert parsed.batch_size == shapes.batch_size and parsed.steps == 3
+        assert parsed.device == "cpu"
+        on_gpu = bm.pytorch_command("python", shapes, steps=3, warmup=1, threads=2, device="cuda")
+        assert ptb.parse_args(on_gpu[2:]).device == "cuda"
+    # The PyTorch side runs where JAX runs: cuda only when JAX's default backend is a GPU.
+    assert bm.pytorch_device() == ("cuda" if jax.default_backend() == "gpu" else "cpu")

@@ -35,3 +35,14 @@ def test_config_validates_and_documents_its_command(name):
     # Same keys as the base config: a config may change values, never invent keys.
     assert set(experiment.to_dict()) == set(base_config().to_dict())
     assert "python " in module.__doc__ and f"configs/{name}" in module.__doc__
+
+
+def test_benchmark_preset_takes_the_gpu_experiment_by_argument():
+    module = _load("benchmark.py")
+    gpu = _load("gpu.py").get_config()
+    config = module.get_config("gpu")
+    assert config.experiment.to_dict() == gpu.to_dict()
+    assert config.backbone.paper.batch_size == 4  # the Conv-TasNet paper's batch
+    assert module.get_config().experiment.to_dict() == base_config().to_dict()
+    with pytest.raises(ValueError, match="configs/benchmark.py:tpu"):
+        module.get_config("tpu")
