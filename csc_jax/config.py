@@ -71,6 +71,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.attention_heads = 4
     c.model.attention_dim = 64
     c.model.use_cross_attention = True  # ablation: False = mean-pooled global vector
+    # True: encoder/decoder start as a perfect-reconstruction pair and the mask at 0.5, so
+    # extraction starts from the mixture (needs enc_filters >= 2 * enc_kernel).
+    c.model.identity_init = False
 
     # ---------------------------------------------------------------- loss
     c.loss = ml_collections.ConfigDict()
@@ -226,6 +229,13 @@ def validate_config(config, num_devices: int | None = None) -> None:
         "data.sample_rate",
     ):
         need(flat[key] >= 1, key, "must be >= 1")
+    need(
+        not flat["model.identity_init"]
+        or flat["model.enc_filters"] >= 2 * flat["model.enc_kernel"],
+        "model.identity_init",
+        f"needs model.enc_filters >= 2 * model.enc_kernel (got {flat['model.enc_filters']} and "
+        f"{flat['model.enc_kernel']})",
+    )
     need(flat["model.extraction_blocks"] >= 0, "model.extraction_blocks", "must be >= 0")
     need(flat["model.conv_kernel"] % 2 == 1, "model.conv_kernel", "must be odd")
     need(
@@ -254,7 +264,10 @@ def incompatible_keys(saved: dict, new, allow: tuple[str, ...] = ()) -> list[str
     Only MODEL_KEYS and RUN_KEYS matter (steps, logging and eval settings may change freely);
     keys listed (or prefixed) in ``allow`` are accepted.
     """
-    a = _flatten(saved)
+    # A key the saved file lacks was added to the schema after that run: the run used what
+    # is now its default.
+    default = _flatten(base_config().to_dict())
+    a = {**default, **_flatten(saved)}
     b = _flatten(new.to_dict() if hasattr(new, "to_dict") else new)
     watched = MODEL_KEYS + RUN_KEYS
     diffs = []

@@ -331,3 +331,16 @@ def test_cli_unknown_key_in_config_file_and_incompatible_workdir(shared_cache, t
     assert "holds a run with a different config" in proc.stderr
     assert "model.hidden: 48 -> 32" in proc.stderr
     assert not os.path.exists(workdir / "checkpoints")  # stopped before any work
+
+
+def test_config_keys_added_after_a_run_do_not_block_its_resume():
+    """A workdir saved before a key existed (model.identity_init) used the key's default: the
+    same config must count as compatible, and a different value must not."""
+    from csc_jax.config import base_config, incompatible_keys
+
+    saved = base_config().to_dict()
+    del saved["model"]["identity_init"]
+    assert incompatible_keys(saved, base_config()) == []
+    changed = base_config()
+    changed.model.identity_init = True
+    assert incompatible_keys(saved, changed) == ["model.identity_init: False -> True"]

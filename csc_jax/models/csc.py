@@ -44,6 +44,10 @@ class CSCModel(nn.Module):
     attention_heads: int = 4
     attention_dim: int = 64
     use_cross_attention: bool = True
+    # Start the extractor at the identity: a perfect-reconstruction encoder/decoder pair and
+    # a mask head at a constant 0.5, so the untrained model returns the (scaled) mixture,
+    # SI-SNRi 0 dB, instead of noise (docs/method.md, "Initialisation").
+    identity_init: bool = False
     dtype: Any = jnp.float32
 
     def setup(self):
@@ -52,7 +56,9 @@ class CSCModel(nn.Module):
                 f"model.attention_dim={self.attention_dim} must be divisible by "
                 f"model.attention_heads={self.attention_heads}"
             )
-        self.encoder = WaveformEncoder(self.enc_filters, self.enc_kernel, dtype=self.dtype)
+        self.encoder = WaveformEncoder(
+            self.enc_filters, self.enc_kernel, dtype=self.dtype, identity_init=self.identity_init
+        )
         self.trunk = SeparatorTrunk(
             self.bottleneck,
             self.hidden,
@@ -76,8 +82,11 @@ class CSCModel(nn.Module):
             self.hidden, self.conv_kernel, self.extraction_blocks, 1, dtype=self.dtype
         )
         self.mask_act = nn.PReLU(param_dtype=jnp.float32)
-        self.mask_out = nn.Dense(self.enc_filters, dtype=self.dtype)
-        self.decoder = WaveformDecoder(self.enc_kernel, dtype=self.dtype)
+        zero = nn.initializers.zeros if self.identity_init else nn.linear.default_kernel_init
+        self.mask_out = nn.Dense(self.enc_filters, dtype=self.dtype, kernel_init=zero)
+        self.decoder = WaveformDecoder(
+            self.enc_kernel, dtype=self.dtype, identity_init=self.identity_init
+        )
 
     # ------------------------------------------------------------------ pieces
     def bottom_up(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
@@ -208,5 +217,6 @@ def model_from_config(config) -> CSCModel:
         attention_heads=m.attention_heads,
         attention_dim=m.attention_dim,
         use_cross_attention=m.use_cross_attention,
+        identity_init=m.identity_init,
         dtype=dtype,
     )
