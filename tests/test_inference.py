@@ -339,3 +339,31 @@ def test_write_wav_is_16_bit_and_refuses_to_overwrite(tmp_path):
         audio_io.write_wav(path, 4 * x, SR, overwrite=True)
     assert np.max(np.abs(audio_io.read_audio(path, SR))) == pytest.approx(0.99, abs=1e-3)
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]  # no temporary files left
+
+
+def test_eval_scoring_script_scores_each_mode_on_the_protocol(trained, tmp_path):
+    """scripts/eval_scoring.py: 'plain' reproduces the protocol's own row for the model,
+    'attend' is scored on the same trials, and every figure lands in the JSON."""
+    import importlib.util
+    import json
+
+    from csc_jax.evaluation import verification
+
+    workdir, config = trained
+    spec = importlib.util.spec_from_file_location(
+        "eval_scoring", os.path.join(REPO_ROOT, "scripts", "eval_scoring.py")
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "scores.json"
+    script.main([workdir, "--modes", "plain,attend", "--out", str(out)])
+    report = json.loads(out.read_text())[workdir]
+    assert report["step"] == STEPS
+    conditions = [c.name for c in verification.cond_lib.conditions_from_config(config.eval)]
+    assert set(report["results"]) == {"plain", "attend"}
+    for mode in ("plain", "attend"):
+        assert list(report["results"][mode]) == conditions
+    # 'plain' is what evaluate_workdir reports for the trained model.
+    reference = verification.evaluate_workdir(config, workdir, outdir=str(tmp_path / "eval"))
+    for cond in conditions:
+        assert report["results"]["plain"][cond]["eer"] == reference["csc"][cond]["eer"]

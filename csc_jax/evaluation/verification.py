@@ -109,12 +109,33 @@ def corrupted_tests(
     return out
 
 
+_SCORING = {
+    False: "plain",
+    True: "extract",
+    "plain": "plain",
+    "extract": "extract",
+    "attend": "attend",
+}
+
+
+def _scoring_mode(name: str, scoring) -> str:
+    try:
+        return _SCORING[scoring]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"system {name!r}: scoring {scoring!r} is not one of 'plain', 'extract', 'attend'"
+        ) from None
+
+
 def run_protocol(systems: dict, source, trials, config, outdir: str | None = None) -> dict:
     """Score every system under every condition.
 
     Args:
-      systems: name -> (embedder, use_extraction: bool). Embedders have ``embed((N,T))``;
-        extraction systems also ``global_vectors`` and ``extract``.
+      systems: name -> (embedder, scoring). ``scoring`` says how the test side is embedded:
+        'plain' (or False): ``embed(test)``; 'extract' (or True): ``embed(extract(test,
+        global_vectors(enroll)))``; 'attend': ``attend(test, queries(enroll))``, the test's
+        frames pooled by the enrollment's cross-attention query. Embedders have
+        ``embed((N,T))``; the other modes need the methods they name.
       source: test AudioSource.
       trials: list of Trial.
       config: experiment config (``config.eval``, ``config.data.sample_rate``;
@@ -124,6 +145,7 @@ def run_protocol(systems: dict, source, trials, config, outdir: str | None = Non
     Returns:
       {system: {condition: {'eer': %, 'min_dcf': float, 'si_snri': dB (extraction only)}}}.
     """
+    modes = {name: _scoring_mode(name, scoring) for name, (_, scoring) in systems.items()}
     ev = config.eval
     length = int(round(ev.seconds * config.data.sample_rate))
     audio = _Audio(source, length)
@@ -136,18 +158,22 @@ def run_protocol(systems: dict, source, trials, config, outdir: str | None = Non
     clean_tests = np.stack([audio(t.test) for t in trials])
 
     enroll_emb, enroll_vec = {}, {}
-    for name, (emb, use_extract) in systems.items():
+    for name, (emb, _) in systems.items():
         enroll_emb[name] = emb.embed(enroll_wave)
-        if use_extract:
+        if modes[name] == "extract":
             enroll_vec[name] = emb.global_vectors(enroll_wave)
+        elif modes[name] == "attend":
+            enroll_vec[name] = emb.queries(enroll_wave)
 
     results: dict = {name: {} for name in systems}
     curves: dict = {}
     for ci, condition in enumerate(cond_lib.conditions_from_config(ev)):
         tests = corrupted_tests(audio, trials, condition, ci, ev.seed, noise)
-        for name, (emb, use_extract) in systems.items():
+        for name, (emb, _) in systems.items():
             row: dict = {}
-            if use_extract:
+            if modes[name] == "attend":
+                test_emb = emb.attend(tests, enroll_vec[name][rows])
+            elif modes[name] == "extract":
                 extracted = emb.extract(tests, enroll_vec[name][rows])
                 test_emb = emb.embed(extracted)
                 if condition.kind != "clean":
