@@ -70,7 +70,10 @@ def csc_objective(params, model, mixed, config):
     si_snr_mix = losses.si_snr(mixed["mixture"], mixed["target"])
     sep_loss = -jnp.mean(si_snr)
     if config.loss.stream_weights == "components":
-        e_target, e_interf = component_streams(params, model, mixed)
+        component_params = params
+        if config.loss.stop_gradient_components:
+            component_params = jax.lax.stop_gradient(params)
+        e_target, e_interf = component_streams(component_params, model, mixed)
         w_target = out["target_weights"]
     else:
         w_target, w_interf = stream_weights(out, mixed, config)  # (B, K, F) each
