@@ -233,3 +233,23 @@ def test_registry_seeds_and_config_errors(tiny_config):
     bad = experiments.Variant("bad", {"model.no_such_key": 1}, "")
     with pytest.raises(experiments.config_lib.ConfigError, match="no_such_key"):
         experiments.run_config(tiny_config, bad, 0)
+
+
+def test_a_finished_run_stays_finished_when_the_schema_gains_a_key(tmp_path):
+    """A run whose marker predates a config key (here model.identity_init) used that key's
+    default: it must still count as finished, and not with a non-default value."""
+    import json
+
+    from csc_jax.config import base_config
+
+    workdir = tmp_path / "run"
+    (workdir / "eval").mkdir(parents=True)
+    (workdir / "eval" / "results.json").write_text(json.dumps({"results": {}}))
+    saved = base_config().to_dict()
+    del saved["model"]["identity_init"]
+    marker = {"config": saved, "train_seconds": 1.0, "eval_seconds": 1.0}
+    (workdir / experiments.RESULTS_MARKER).write_text(json.dumps(marker))
+    assert experiments.finished_run(str(workdir), base_config()) is not None
+    other = base_config()
+    other.model.identity_init = True
+    assert experiments.finished_run(str(workdir), other) is None
