@@ -4,7 +4,7 @@ Command (quick CPU run; every figure goes to --out as JSON, a Markdown table to 
 
   python benchmark.py --config configs/benchmark.py --out runs/benchmark.json
 
-The GPU experiment (configs/gpu.py: 2 s crops, B=32, a Conv-TasNet-sized trunk) instead of the
+The GPU experiment (configs/gpu.py: 2 s crops, B=8, a Conv-TasNet-sized trunk) instead of the
 CPU demo, and the Conv-TasNet paper's batch of 4:
 
   python benchmark.py --config=configs/benchmark.py:gpu --out runs/benchmark_gpu.json
@@ -19,22 +19,14 @@ CPU demo; override with ``--config.experiment.data.batch_size=16`` etc.), ``benc
 to measure, ``backbone`` holds the Conv-TasNet shapes of ``--mode=backbone``.
 """
 
-import importlib.util
 from pathlib import Path
 
 import ml_collections
 
 from csc_jax.config import base_config
+from csc_jax.experiments import load_config_file
 
 EXPERIMENTS = ("demo", "gpu")
-
-
-def _gpu_experiment() -> ml_collections.ConfigDict:
-    path = Path(__file__).with_name("gpu.py")
-    spec = importlib.util.spec_from_file_location("csc_configs_gpu", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def get_config(experiment: str | None = None) -> ml_collections.ConfigDict:
@@ -47,7 +39,11 @@ def get_config(experiment: str | None = None) -> ml_collections.ConfigDict:
             f"(have: {', '.join(EXPERIMENTS)})"
         )
     c = ml_collections.ConfigDict()
-    c.experiment = base_config() if experiment == "demo" else _gpu_experiment()
+    c.experiment = (
+        base_config()
+        if experiment == "demo"
+        else load_config_file(str(Path(__file__).with_name("gpu.py")))
+    )
 
     b = c.bench = ml_collections.ConfigDict()
     b.mode = "all"  # 'train' | 'pipeline' | 'backbone' | 'losses' | 'all' (or a comma list)

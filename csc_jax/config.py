@@ -262,16 +262,20 @@ def validate_config(config, num_devices: int | None = None) -> None:
         )
 
 
+def flat_with_defaults(saved: dict) -> dict:
+    """A saved (nested) config dict flattened to 'a.b' keys, with every key it lacks set to the
+    current default: such a key was added to the schema after the run, which therefore used
+    what is now its default."""
+    return {**_flatten(base_config().to_dict()), **_flatten(saved)}
+
+
 def incompatible_keys(saved: dict, new, allow: tuple[str, ...] = ()) -> list[str]:
     """Keys whose values differ between a workdir's saved config and the new one.
 
     Only MODEL_KEYS and RUN_KEYS matter (steps, logging and eval settings may change freely);
     keys listed (or prefixed) in ``allow`` are accepted.
     """
-    # A key the saved file lacks was added to the schema after that run: the run used what
-    # is now its default.
-    default = _flatten(base_config().to_dict())
-    a = {**default, **_flatten(saved)}
+    a = flat_with_defaults(saved)
     b = _flatten(new.to_dict() if hasattr(new, "to_dict") else new)
     watched = MODEL_KEYS + RUN_KEYS
     diffs = []

@@ -201,8 +201,7 @@ def finished_run(workdir: str, config) -> dict | None:
             done = json.load(f)
     except (OSError, ValueError):
         return None
-    # Keys added to the schema after the run take their defaults, which is what the run used.
-    saved = {**_flat_json(config_lib.base_config()), **_flat_json(done.get("config", {}))}
+    saved = _flat_json(config_lib.flat_with_defaults(done.get("config", {})))
     if saved != _flat_json(config):
         return None
     return done

@@ -140,7 +140,7 @@ def main(argv=None) -> None:
     gen = torch.Generator().manual_seed(args.seed)
     sources = 0.1 * torch.randn(args.batch_size, args.n_src, t, generator=gen).to(device)
 
-    def step() -> float:
+    def step() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         mixture = sources.sum(dim=1)
         estimates = model(mixture)

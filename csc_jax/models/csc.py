@@ -198,9 +198,10 @@ class CSCModel(nn.Module):
 
         The cross-attention as in training, where the query of one condition selects the
         target's frames among all conditions' frames: here the query is an enrollment's
-        (:meth:`query`) and the frames are a test utterance's, so the pooled vector leans to
-        the frames that match the enrolled speaker. Without cross-attention (the mean-pool
-        ablation) there is no query and this is :meth:`embed`.
+        (:meth:`query`) and the frames are a test utterance's, meant to weight the frames
+        that match the enrolled speaker (measured: no EER gain, docs/method.md deviation log
+        5). Without cross-attention (the mean-pool ablation) there is no query and this is
+        :meth:`embed`.
 
         Args:
           x: (B, T) test waveforms.
