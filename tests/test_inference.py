@@ -341,20 +341,27 @@ def test_write_wav_is_16_bit_and_refuses_to_overwrite(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]  # no temporary files left
 
 
+def _load_script(name: str):
+    """Import scripts/<name>.py as a module (scripts/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(REPO_ROOT, "scripts", f"{name}.py")
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def test_eval_scoring_script_scores_each_mode_on_the_protocol(trained, tmp_path):
     """scripts/eval_scoring.py: 'plain' reproduces the protocol's own row for the model,
     'attend' is scored on the same trials, and every figure lands in the JSON."""
-    import importlib.util
     import json
 
     from csc_jax.evaluation import verification
 
     workdir, config = trained
-    spec = importlib.util.spec_from_file_location(
-        "eval_scoring", os.path.join(REPO_ROOT, "scripts", "eval_scoring.py")
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _load_script("eval_scoring")
     out = tmp_path / "scores.json"
     script.main([workdir, "--modes", "plain,attend", "--out", str(out)])
     report = json.loads(out.read_text())[workdir]
@@ -367,3 +374,26 @@ def test_eval_scoring_script_scores_each_mode_on_the_protocol(trained, tmp_path)
     reference = verification.evaluate_workdir(config, workdir, outdir=str(tmp_path / "eval"))
     for cond in conditions:
         assert report["results"]["plain"][cond]["eer"] == reference["csc"][cond]["eer"]
+
+
+def test_eval_extraction_script_reports_each_pitch_group(trained, model, corpus, tmp_path):
+    """scripts/eval_extraction.py: one row per SIR and pitch group, over every ordered pair of
+    test speakers, with the figures of csc_jax.evaluation.extraction."""
+    from csc_jax.evaluation import extraction
+
+    workdir, config = trained
+    script = _load_script("eval_extraction")
+    out = tmp_path / "extraction.json"
+    script.main(
+        ["--workdir", workdir, "--sir_db", "5", "--min_f0_ratio", "1.05", "--json", str(out)]
+    )
+    report = json.loads(out.read_text())
+    assert report["step"] == STEPS
+    n = config.data.synthetic.num_test_speakers
+    assert sum(r["mixtures"] for r in report["rows"]) == n * (n - 1)
+    assert {r["sir_db"] for r in report["rows"]} == {5.0}
+    row = report["rows"][0]
+    pairs = extraction.pitch_pairs(corpus, config.data.synthetic, 1.05)[row["group"]]
+    direct = extraction.two_talker_extraction(model, corpus, pairs, sir_db=5.0)
+    assert row["si_snri_db"] == pytest.approx(float(np.mean(direct["si_snri"])), abs=1e-6)
+    assert row["margin_db"] == pytest.approx(float(np.mean(direct["margin"])), abs=1e-6)
