@@ -19,6 +19,7 @@ import numpy as np
 
 from csc_jax import losses
 from csc_jax.data import synthetic
+from csc_jax.evaluation import conditions
 
 
 def speaker_f0(corpus: synthetic.Corpus, params) -> dict[str, float]:
@@ -66,13 +67,13 @@ def two_talker_extraction(
     for name in dict.fromkeys(x for pair in pairs for x in pair):  # first-seen order
         if len(utts.get(name, [])) < 2:
             raise ValueError(f"speaker {name!r} needs >= 2 utterances in the corpus")
+    speech = conditions.Condition("speech", float(sir_db))
     gains, margins = [], []
     for a, b in pairs:
         s, i = corpus.waveforms[utts[a][0]], corpus.waveforms[utts[b][0]]
         n = min(len(s), len(i))
-        s, i = s[:n], i[:n]
-        i = i * np.sqrt(np.sum(s**2) / np.sum(i**2)) * 10 ** (-sir_db / 20)
-        mixture = (s + i).astype(np.float32)
+        s = s[:n]
+        mixture = conditions.corrupt(s, speech, rng=None, interferer=i[:n])
         right = model.extract(mixture, corpus.waveforms[utts[a][1]])
         wrong = model.extract(mixture, corpus.waveforms[utts[b][1]])
         gains.append(_si_snr(right, s) - _si_snr(mixture, s))

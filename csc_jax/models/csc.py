@@ -109,7 +109,7 @@ class CSCModel(nn.Module):
         k, f = z.shape[-3], z.shape[-2]
         frames = z.reshape(z.shape[:-3] + (k * f, z.shape[-1]))
         if self.use_cross_attention:
-            query = jnp.mean(h.astype(jnp.float32), axis=-2).astype(self.dtype)  # (..., K, Bn)
+            query = _mean_query(h).astype(self.dtype)  # (..., K, Bn)
             return self.attention(query, frames)
         # Ablation: every condition gets the same mean-pooled vector over all K*F frames.
         pooled = jnp.mean(frames.astype(jnp.float32), axis=-2, keepdims=True)
@@ -191,7 +191,7 @@ class CSCModel(nn.Module):
     def query(self, x: jnp.ndarray) -> jnp.ndarray:
         """Cross-attention query of single utterances, mean_t h: (B, T) -> (B, Bn) float32."""
         _, h, _ = self.bottom_up(x[:, None, :])
-        return jnp.mean(h.astype(jnp.float32), axis=-2)[:, 0]
+        return _mean_query(h)[:, 0]
 
     def attend(self, x: jnp.ndarray, query: jnp.ndarray) -> jnp.ndarray:
         """Global vector of ``x``'s frames under another utterance's query, L2-normalised.
@@ -222,6 +222,11 @@ class CSCModel(nn.Module):
         _, h, z = self.bottom_up(x[:, None, :])
         c, _ = self.global_vector(h, z)
         return c[:, 0]
+
+
+def _mean_query(h: jnp.ndarray) -> jnp.ndarray:
+    """Cross-attention query of each condition: (..., F, Bn) -> (..., Bn) float32 mean over F."""
+    return jnp.mean(h.astype(jnp.float32), axis=-2)
 
 
 def _l2_normalise(x: jnp.ndarray) -> jnp.ndarray:
