@@ -22,7 +22,8 @@ import numpy as np
 import soundfile
 import soxr
 
-from csc_jax.data.sources import BadAudioFileError, resampled_length
+from csc_jax.data.sources import resampled_length
+from csc_jax.errors import BadAudioFileError
 
 __all__ = [
     "BadAudioFileError",

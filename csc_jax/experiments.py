@@ -151,7 +151,7 @@ def run_config(base_config, variant: Variant, seed: int, steps: int | None = Non
 def _flat_json(config) -> dict:
     """Flattened, JSON-normalised (tuples -> lists) config without the ignored keys."""
     d = config.to_dict() if hasattr(config, "to_dict") else config
-    flat = config_lib._flatten(json.loads(json.dumps(d)))
+    flat = config_lib.flatten(json.loads(json.dumps(d)))
     return {k: v for k, v in flat.items() if k not in _IGNORED_KEYS}
 
 
@@ -224,8 +224,8 @@ def run_one(
 ) -> RunRecord:
     """Train (or resume) and evaluate one run; skip it if ``workdir`` already finished it."""
     from csc_jax.evaluation import verification
-    from csc_jax.training import logging_utils
     from csc_jax.training import loop as loop_lib
+    from csc_jax.training import metric_log
 
     done = finished_run(workdir, config)
     if done is not None:
@@ -252,7 +252,7 @@ def run_one(
     t0 = time.time()
     model, state = loop_lib.train(config, workdir)
     t1 = time.time()
-    logging_utils.plot_training_curves(workdir)
+    metric_log.plot_training_curves(workdir)
     verification.evaluate_workdir(config, workdir, model=model, params=state.params)
     t2 = time.time()
     record = RunRecord(
@@ -590,7 +590,7 @@ def plot_variant_curves(variant: str, workdirs: Sequence[str], path: str) -> str
     """Loss terms vs. step for one variant: mean over seeds (line) and min-max band."""
     from matplotlib.figure import Figure
 
-    from csc_jax.training.logging_utils import read_metrics
+    from csc_jax.training.metric_log import read_metrics
 
     runs = [{r["step"]: r for r in read_metrics(w)} for w in workdirs]
     runs = [r for r in runs if r]
@@ -639,6 +639,7 @@ def det_scores(runs: Sequence[RunRecord], cond_name: str) -> tuple[dict, np.ndar
     from csc_jax.evaluation import conditions as cond_lib
     from csc_jax.evaluation import verification
     from csc_jax.evaluation.embedders import LogMelEmbedder, ModelEmbedder
+    from csc_jax.training import checkpointing
 
     configs = [ml_collections.ConfigDict(r.config) for r in runs]
     cfg = configs[0]
@@ -669,7 +670,7 @@ def det_scores(runs: Sequence[RunRecord], cond_name: str) -> tuple[dict, np.ndar
 
     out = {}
     for run, rc in zip(runs, configs, strict=True):
-        model, params, _ = verification.restore_params(rc, run.workdir)
+        model, params, _ = checkpointing.restore_params(rc, run.workdir)
         emb = ModelEmbedder(model, params, rc.eval.batch_size)
         out[run.variant] = score(emb, False)
         if separates(run.config) and rc.eval.extraction_scoring:

@@ -111,7 +111,7 @@ def read_config(workdir: str | os.PathLike):
     if not isinstance(saved, dict):
         raise config_lib.ConfigError(f"{path}: expected a JSON object, got {type(saved).__name__}")
     config = config_lib.base_config()
-    flat = config_lib._flatten(saved)
+    flat = config_lib.flatten(saved)
     unknown = []
     for key, value in flat.items():
         *parents, last = key.split(".")
@@ -185,7 +185,7 @@ def _check_param_shapes(model, config, got: dict[str, tuple[int, ...]], where: s
     """Raise CheckpointMismatchError unless ``got`` has exactly the config's parameter shapes."""
     import jax
 
-    from csc_jax.training.loop import segment_samples
+    from csc_jax.config import segment_samples
 
     example = np.zeros((1, config.mixing.num_conditions, segment_samples(config)), np.float32)
     expected = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), example))["params"]
@@ -236,8 +236,8 @@ def load(
       CheckpointMismatchError: the checkpoint's parameters differ from config.json's model.
       csc_jax.training.checkpointing.CheckpointError: the checkpoint cannot be read.
     """
-    from csc_jax.evaluation.verification import restore_params
     from csc_jax.models import model_from_config
+    from csc_jax.training.checkpointing import restore_params
 
     workdir, step = _resolve_workdir(path, step)
     config = read_config(workdir)

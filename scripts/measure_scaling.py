@@ -30,10 +30,9 @@ def _child(num_devices: int, mode: str, steps: int, warmup: int) -> dict:
     sys.path.insert(0, REPO)
     import jax
 
-    from csc_jax.config import base_config
+    from csc_jax.config import base_config, segment_samples
     from csc_jax.data import pipeline, sources
     from csc_jax.models import model_from_config
-    from csc_jax.training.loop import segment_samples
     from csc_jax.training.parallel import DataParallel
     from csc_jax.training.state import create_train_state, make_optimizer
 

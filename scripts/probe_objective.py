@@ -22,7 +22,7 @@ import optax
 from csc_jax.config import base_config, validate_config
 from csc_jax.data import mixing, pipeline, sources
 from csc_jax.models import model_from_config
-from csc_jax.training import step as step_lib
+from csc_jax.training.objectives import OBJECTIVES
 
 
 def apply_override(config, assignment: str) -> None:
@@ -62,7 +62,7 @@ def main() -> None:
     params = model.init(jax.random.PRNGKey(1), jnp.zeros((1, k, t)))["params"]
     tx = optax.chain(optax.clip_by_global_norm(5.0), optax.adam(1e-3))
     opt = tx.init(params)
-    objective = step_lib.OBJECTIVES[c.method]
+    objective = OBJECTIVES[c.method]
 
     @jax.jit
     def update(params, opt, batch, key):

@@ -127,6 +127,56 @@ def assert_params_match(a: dict, b: dict, lr: float, steps: int, what: str) -> N
             )
 
 
+class _NaNAtStep:
+    """A training iterator whose ``step``-th batch (1-based) is multiplied by NaN; its state
+    is the wrapped iterator's (as JSON bytes, grain's checkpoint form for iterators other than
+    its own), so checkpoints and resumes are unchanged."""
+
+    def __init__(self, iterator, step: int):
+        self._it, self._step, self._count = iterator, step, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self._it)
+        self._count += 1
+        if self._count == self._step:
+            batch = dict(batch, target=batch["target"] * np.float32("nan"))
+        return batch
+
+    def get_state(self) -> bytes:
+        return json.dumps(self._it.get_state(), indent=4).encode()
+
+    def set_state(self, state: bytes) -> None:
+        self._it.set_state(json.loads(state))
+
+    def start_prefetch(self) -> None:
+        self._it.start_prefetch()
+
+    def close(self):
+        if hasattr(self._it, "close"):
+            self._it.close()
+
+
+def inject_nan_at_step(step: int, patch=None) -> None:
+    """Make the training loop's ``step``-th batch (counted from where it starts) NaN.
+
+    ``patch`` is a pytest MonkeyPatch (undone by the test) or None (this process only).
+    """
+    from csc_jax.data import pipeline
+
+    real = pipeline.make_train_iterator
+
+    def make(source, **kwargs):
+        return _NaNAtStep(real(source, **kwargs), step)
+
+    if patch is None:
+        pipeline.make_train_iterator = make
+    else:
+        patch.setattr(pipeline, "make_train_iterator", make)
+
+
 def _limit_writes_after(step_limit: int) -> None:
     """Make checkpoint writes after ``step_limit`` fail in the OS (see the module docstring)."""
     import resource
@@ -162,8 +212,9 @@ def _restore(config, workdir: str, devices) -> tuple[int, object]:
     """Latest checkpoint of ``workdir`` restored replicated over ``devices``."""
     import jax
 
+    from csc_jax.config import segment_samples
     from csc_jax.models import model_from_config
-    from csc_jax.training import checkpointing, loop
+    from csc_jax.training import checkpointing
     from csc_jax.training.parallel import DataParallel
     from csc_jax.training.state import create_train_state, make_optimizer
 
@@ -171,7 +222,7 @@ def _restore(config, workdir: str, devices) -> tuple[int, object]:
     tx = make_optimizer(config)
     dp = DataParallel(config.parallel, model, tx, config, devices=devices)
     rng = jax.random.PRNGKey(config.seed)
-    shape = (1, config.mixing.num_conditions, loop.segment_samples(config))
+    shape = (1, config.mixing.num_conditions, segment_samples(config))
     shapes = jax.eval_shape(lambda: create_train_state(model, tx, rng, shape))
     abstract = checkpointing.abstract_like(shapes, jax.tree.map(lambda _: dp.replicated, shapes))
     ckpt = checkpointing.Checkpointer(workdir, async_save=False)

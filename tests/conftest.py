@@ -9,7 +9,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
 def make_tiny_config(cache_dir, **overrides):
-    from csc_jax.config import base_config
+    from csc_jax.config import base_config, set_dotted
 
     c = base_config()
     c.data.cache_dir = str(cache_dir)
@@ -37,11 +37,7 @@ def make_tiny_config(cache_dir, **overrides):
     c.eval.max_trials = 40
     c.eval.batch_size = 8
     for key, value in overrides.items():
-        node = c
-        *path, last = key.split(".")
-        for p in path:
-            node = node[p]
-        node[last] = value
+        set_dotted(c, key, value)
     return c
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csc_jax.config import ConfigError
 from csc_jax.data.trials import Trial
+from csc_jax.errors import DataError
 from csc_jax.evaluation import conditions as cond_lib
 from csc_jax.evaluation import verification
 from csc_jax.evaluation.noise import NoiseFolder
@@ -111,11 +111,11 @@ def test_noise_folder_lists_samples_deterministically_and_wraps_short_files(tmp_
 
 
 def test_noise_folder_bad_inputs_name_the_path(tmp_path):
-    with pytest.raises(ConfigError, match="noise_root=.*missing_dir"):
+    with pytest.raises(DataError, match="noise_root=.*missing_dir"):
         NoiseFolder(tmp_path / "missing_dir", RATE)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("x")
-    with pytest.raises(ConfigError, match="noise_root=.*empty"):
+    with pytest.raises(DataError, match="noise_root=.*empty"):
         NoiseFolder(tmp_path / "empty", RATE)
     (tmp_path / "silent").mkdir()
     sf.write(tmp_path / "silent" / "zeros.wav", np.zeros(800), RATE)

@@ -353,29 +353,6 @@ def _load_script(name: str):
     return script
 
 
-def test_eval_scoring_script_scores_each_mode_on_the_protocol(trained, tmp_path):
-    """scripts/eval_scoring.py: 'plain' reproduces the protocol's own row for the model,
-    'attend' is scored on the same trials, and every figure lands in the JSON."""
-    import json
-
-    from csc_jax.evaluation import verification
-
-    workdir, config = trained
-    script = _load_script("eval_scoring")
-    out = tmp_path / "scores.json"
-    script.main([workdir, "--modes", "plain,attend", "--out", str(out)])
-    report = json.loads(out.read_text())[workdir]
-    assert report["step"] == STEPS
-    conditions = [c.name for c in verification.cond_lib.conditions_from_config(config.eval)]
-    assert set(report["results"]) == {"plain", "attend"}
-    for mode in ("plain", "attend"):
-        assert list(report["results"][mode]) == conditions
-    # 'plain' is what evaluate_workdir reports for the trained model.
-    reference = verification.evaluate_workdir(config, workdir, outdir=str(tmp_path / "eval"))
-    for cond in conditions:
-        assert report["results"]["plain"][cond]["eer"] == reference["csc"][cond]["eer"]
-
-
 def test_eval_extraction_script_reports_each_pitch_group(trained, model, corpus, tmp_path):
     """scripts/eval_extraction.py: one row per SIR and pitch group, over every ordered pair of
     test speakers, with the figures of csc_jax.evaluation.extraction."""

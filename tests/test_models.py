@@ -193,25 +193,6 @@ def test_identity_init_needs_enough_filters():
         tight_frame(48, 32)
 
 
-def test_attend_with_the_utterances_own_query_is_its_embedding(tiny_config):
-    """'attend' scoring pools a test's frames with another utterance's query; with the test's
-    own query it is exactly the K=1 embedding, and a different query changes it."""
-    model = model_from_config(tiny_config)
-    x = jax.random.normal(jax.random.PRNGKey(0), (3, 800)) * 0.1
-    params = model.init(jax.random.PRNGKey(1), x[:, None, :])["params"]
-
-    def apply(method, *args):
-        return model.apply({"params": params}, *args, method=method)
-
-    q = apply(model.query, x)
-    assert q.shape == (3, tiny_config.model.bottleneck) and q.dtype == jnp.float32
-    own = apply(model.attend, x, q)
-    np.testing.assert_allclose(own, apply(model.embed, x), atol=1e-5)
-    np.testing.assert_allclose(jnp.linalg.norm(own, axis=-1), 1.0, rtol=1e-4)
-    other = apply(model.attend, x, q[::-1])
-    assert float(jnp.abs(other[0] - own[0]).max()) > 1e-4
-
-
 def test_run_protocol_rejects_an_unknown_scoring_mode():
     from csc_jax.evaluation import verification
 

@@ -26,7 +26,7 @@ import pytest
 from _train_worker import REPO, run_worker, subprocess_env, tiny_cli_flags
 from conftest import make_tiny_config
 
-from csc_jax.evaluation.verification import restore_params
+from csc_jax.training.checkpointing import restore_params
 
 pytestmark = pytest.mark.slow
 
@@ -264,7 +264,9 @@ def test_failed_checkpoint_write_keeps_previous_and_raises(shared_cache, env, tm
 
 def test_cli_nan_exits_1_naming_the_step(shared_cache, env, tmp_path):
     workdir = tmp_path / "run"
-    proc = _run(_command(shared_cache, workdir, "--config.train.debug_nan_step=3"), env)
+    cmd = _command(shared_cache, workdir)
+    cmd[1:2] = ["tests/_nan_train.py", "3"]  # train.py with a NaN batch at step 3
+    proc = _run(cmd, env)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "error: non-finite loss or gradient at step 3" in proc.stderr
     assert "last good checkpoint: step 2" in proc.stderr

@@ -15,12 +15,13 @@ import sys
 import jax
 import numpy as np
 import pytest
-from _train_worker import REPO, subprocess_env, tiny_cli_flags
+from _train_worker import REPO, inject_nan_at_step, subprocess_env, tiny_cli_flags
 from conftest import make_tiny_config
 
-from csc_jax.config import ConfigError, validate_config
-from csc_jax.evaluation.verification import restore_params
+from csc_jax.config import ConfigError, set_dotted, validate_config
+from csc_jax.errors import EXIT_PREEMPTED, DataError
 from csc_jax.training import checkpointing, loop
+from csc_jax.training.checkpointing import restore_params
 from csc_jax.training.parallel import DataParallel
 
 
@@ -73,7 +74,7 @@ def configure_then_stop(config, workdir, **kwargs):
         # had replaced (not the start-up recorder, which would swallow later signals).
         assert signal.getsignal(signal.SIGTERM) is handler.previous[signal.SIGTERM]
     assert compiles == []
-    assert info.value.code == loop.PREEMPTED_EXIT_CODE
+    assert info.value.code == EXIT_PREEMPTED
     return info.value
 
 
@@ -81,11 +82,10 @@ def configure_then_stop(config, workdir, **kwargs):
 
 
 def _set(config, key, value):
-    node = config
-    *path, last = key.split(".")
-    for p in path:
-        node = node[p]
-    node[last] = value
+    if key == "train.foo":  # a key the schema lacks: set_dotted would refuse it
+        config.train.foo = value
+    else:
+        set_dotted(config, key, value)
     return config
 
 
@@ -113,10 +113,12 @@ def test_invalid_config_is_refused_before_anything_compiles(
 
 
 def test_bad_noise_folder_fails_before_training_not_after(tiny_config, tmp_path):
+    from csc_jax.train_eval import train_and_evaluate
+
     config = _set(tiny_config, "data.folder.noise_root", str(tmp_path / "no_such_noise"))
     config.train.eval_at_end = True
-    with count_compiles() as compiles, pytest.raises(ConfigError, match="no_such_noise"):
-        loop.train(config, str(tmp_path / "run"))
+    with count_compiles() as compiles, pytest.raises(DataError, match="no_such_noise"):
+        train_and_evaluate(config, str(tmp_path / "run"))
     assert compiles == []
 
 
@@ -195,8 +197,11 @@ def test_startup_signal_is_honoured_without_compiling(tiny_config, tmp_path):
 # ---------------------------------------------------------------- non-finite values
 
 
-def test_injected_nan_stops_with_step_last_metrics_and_last_good_checkpoint(shared_cache, tmp_path):
-    config = make_tiny_config(shared_cache, **{"train.steps": 6, "train.debug_nan_step": 3})
+def test_injected_nan_stops_with_step_last_metrics_and_last_good_checkpoint(
+    shared_cache, tmp_path, monkeypatch
+):
+    config = make_tiny_config(shared_cache, **{"train.steps": 6})
+    inject_nan_at_step(3, monkeypatch)
     workdir = tmp_path / "run"
     with pytest.raises(loop.NonFiniteError) as info:
         loop.train(config, str(workdir))
@@ -222,7 +227,6 @@ def skip_run(tmp_path_factory, shared_cache):
     """
     overrides = {
         "train.steps": 8,
-        "train.debug_nan_step": 3,
         "train.skip_nonfinite_updates": True,
         "train.log_every": 100,
         "train.checkpoint_every": 100,
@@ -240,6 +244,7 @@ def skip_run(tmp_path_factory, shared_cache):
 
     mp = pytest.MonkeyPatch()
     mp.setattr(DataParallel, "step", step)
+    inject_nan_at_step(3, mp)
     try:
         import io
         from contextlib import redirect_stdout
@@ -354,7 +359,7 @@ def test_stop_gradient_components_keeps_the_loss_and_changes_only_the_gradient(t
     import numpy as np
 
     from csc_jax.models import model_from_config
-    from csc_jax.training.step import csc_objective
+    from csc_jax.training.objectives import csc_objective
 
     model = model_from_config(tiny_config)
     keys = jax.random.split(jax.random.PRNGKey(0), 3)

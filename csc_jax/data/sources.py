@@ -33,27 +33,13 @@ import numpy as np
 import soundfile
 import soxr
 
+from csc_jax.errors import BadAudioFileError, UnknownKeyError
+
 logger = logging.getLogger(__name__)
 
 # Verification needs different-speaker trials and interferer mixing needs another voice.
 MIN_SPEAKERS = 2
 SOURCE_NAMES = ("synthetic", "folder", "tfds")
-
-
-class BadAudioFileError(ValueError):
-    """An audio file (or dataset example) that cannot be used; ``.path`` names it."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-
-class UnknownKeyError(KeyError):
-    """A trial-list key (``index_of``) or dataset feature key that does not exist."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message and add quotes.
-        return str(self.args[0])
 
 
 def resampled_length(num_frames: int, orig_rate: int, target_rate: int) -> int:

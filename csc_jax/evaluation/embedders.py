@@ -40,10 +40,6 @@ class ModelEmbedder:
         self._extract = jax.jit(
             lambda p, x, c: model.apply({"params": p}, x, c, method=model.extract)
         )
-        self._query = jax.jit(lambda p, x: model.apply({"params": p}, x, method=model.query))
-        self._attend = jax.jit(
-            lambda p, x, q: model.apply({"params": p}, x, q, method=model.attend)
-        )
 
     def _run(self, fn, *arrays: np.ndarray) -> np.ndarray:
         n = arrays[0].shape[0]
@@ -67,14 +63,6 @@ class ModelEmbedder:
     def extract(self, mixtures: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """(N, T) mixtures, (N, D) enrollment vectors -> (N, T) extracted targets."""
         return self._run(self._extract, mixtures, vectors)
-
-    def queries(self, x: np.ndarray) -> np.ndarray:
-        """(N, T) -> (N, Bn) cross-attention queries (mean bottom-up embedding)."""
-        return self._run(self._query, x)
-
-    def attend(self, x: np.ndarray, queries: np.ndarray) -> np.ndarray:
-        """(N, T) tests, (N, Bn) enrollment queries -> (N, D) unit-norm embeddings."""
-        return self._run(self._attend, x, queries)
 
 
 @functools.lru_cache(maxsize=8)

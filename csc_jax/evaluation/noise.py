@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from csc_jax import audio_io
-from csc_jax.config import ConfigError
-from csc_jax.data.sources import BadAudioFileError
+from csc_jax.errors import BadAudioFileError, DataError
 
 NOISE_EXTENSIONS = (".wav", ".flac", ".ogg")
 
@@ -28,21 +27,21 @@ class NoiseFolder:
       sample_rate: rate of the returned segments, Hz.
 
     Raises:
-      ConfigError: ``root`` is not a folder, or holds no audio file (the message names the
+      DataError: ``root`` is not a folder, or holds no audio file (the message names the
         key and the path).
     """
 
     def __init__(self, root: str | os.PathLike, sample_rate: int):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise ConfigError(f"data.folder.noise_root={str(root)!r}: not a folder")
+            raise DataError(f"data.folder.noise_root={str(root)!r}: not a folder")
         self.files = sorted(
             str(p)
             for p in self.root.rglob("*")
             if p.suffix.lower() in NOISE_EXTENSIONS and p.is_file()
         )
         if not self.files:
-            raise ConfigError(
+            raise DataError(
                 f"data.folder.noise_root={str(root)!r}: no {'/'.join(NOISE_EXTENSIONS)} files"
             )
         self.sample_rate = int(sample_rate)

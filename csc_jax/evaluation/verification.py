@@ -11,7 +11,6 @@ Outputs in ``outdir``: results.json, results.md (tables), det_<condition>.png.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -19,11 +18,14 @@ import jax
 import numpy as np
 
 from csc_jax import losses, metrics
+from csc_jax.config import samples
 from csc_jax.data import sources
 from csc_jax.data import trials as trials_lib
 from csc_jax.evaluation import conditions as cond_lib
 from csc_jax.evaluation.embedders import LogMelEmbedder, ModelEmbedder
 from csc_jax.evaluation.noise import NoiseFolder
+from csc_jax.evaluation.report import format_table, write_reports
+from csc_jax.training import checkpointing
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -109,22 +111,7 @@ def corrupted_tests(
     return out
 
 
-_SCORING = {
-    False: "plain",
-    True: "extract",
-    "plain": "plain",
-    "extract": "extract",
-    "attend": "attend",
-}
-
-
-def _scoring_mode(name: str, scoring) -> str:
-    try:
-        return _SCORING[scoring]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"system {name!r}: scoring {scoring!r} is not one of 'plain', 'extract', 'attend'"
-        ) from None
+SCORING_MODES = ("plain", "extract")
 
 
 def run_protocol(systems: dict, source, trials, config, outdir: str | None = None) -> dict:
@@ -132,10 +119,9 @@ def run_protocol(systems: dict, source, trials, config, outdir: str | None = Non
 
     Args:
       systems: name -> (embedder, scoring). ``scoring`` says how the test side is embedded:
-        'plain' (or False): ``embed(test)``; 'extract' (or True): ``embed(extract(test,
-        global_vectors(enroll)))``; 'attend': ``attend(test, queries(enroll))``, the test's
-        frames pooled by the enrollment's cross-attention query. Embedders have
-        ``embed((N,T))``; the other modes need the methods they name.
+        'plain': ``embed(test)``; 'extract': ``embed(extract(test, global_vectors(enroll)))``
+        (a separative model only). Embedders have ``embed((N, T)) -> (N, D)``; 'extract'
+        also needs ``global_vectors`` and ``extract``.
       source: test AudioSource.
       trials: list of Trial.
       config: experiment config (``config.eval``, ``config.data.sample_rate``;
@@ -145,9 +131,12 @@ def run_protocol(systems: dict, source, trials, config, outdir: str | None = Non
     Returns:
       {system: {condition: {'eer': %, 'min_dcf': float, 'si_snri': dB (extraction only)}}}.
     """
-    modes = {name: _scoring_mode(name, scoring) for name, (_, scoring) in systems.items()}
+    for name, (_, scoring) in systems.items():
+        if scoring not in SCORING_MODES:
+            raise ValueError(f"system {name!r}: scoring {scoring!r} is not one of {SCORING_MODES}")
+    modes = {name: scoring for name, (_, scoring) in systems.items()}
     ev = config.eval
-    length = int(round(ev.seconds * config.data.sample_rate))
+    length = samples(ev.seconds, config.data.sample_rate)
     audio = _Audio(source, length)
     noise = noise_bank(config)
     labels = np.array([t.label for t in trials])
@@ -162,8 +151,6 @@ def run_protocol(systems: dict, source, trials, config, outdir: str | None = Non
         enroll_emb[name] = emb.embed(enroll_wave)
         if modes[name] == "extract":
             enroll_vec[name] = emb.global_vectors(enroll_wave)
-        elif modes[name] == "attend":
-            enroll_vec[name] = emb.queries(enroll_wave)
 
     results: dict = {name: {} for name in systems}
     curves: dict = {}
@@ -171,9 +158,7 @@ def run_protocol(systems: dict, source, trials, config, outdir: str | None = Non
         tests = corrupted_tests(audio, trials, condition, ci, ev.seed, noise)
         for name, (emb, _) in systems.items():
             row: dict = {}
-            if modes[name] == "attend":
-                test_emb = emb.attend(tests, enroll_vec[name][rows])
-            elif modes[name] == "extract":
+            if modes[name] == "extract":
                 extracted = emb.extract(tests, enroll_vec[name][rows])
                 test_emb = emb.embed(extracted)
                 if condition.kind != "clean":
@@ -206,64 +191,11 @@ def run_protocol(systems: dict, source, trials, config, outdir: str | None = Non
     return results
 
 
-def format_table(results: dict) -> str:
-    """Markdown tables: EER % (minDCF) per system x condition, then SI-SNRi where available."""
-    conds = list(next(iter(results.values())).keys())
-    lines = ["| system | " + " | ".join(conds) + " |", "|---" * (len(conds) + 1) + "|"]
-    for name, row in results.items():
-        cells = [f"{row[c]['eer']:.2f} ({row[c]['min_dcf']:.3f})" for c in conds]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    table = "EER % (minDCF, p_target=0.01)\n\n" + "\n".join(lines)
-    sep = {n: r for n, r in results.items() if any("si_snri" in v for v in r.values())}
-    if sep:
-        sconds = [c for c in conds if c != "clean"]
-        sl = ["| system | " + " | ".join(sconds) + " |", "|---" * (len(sconds) + 1) + "|"]
-        for name, row in sep.items():
-            sl.append(
-                f"| {name} | " + " | ".join(f"{row[c]['si_snri']:.2f}" for c in sconds) + " |"
-            )
-        table += "\n\nSI-SNRi dB of the extracted target (target trials)\n\n" + "\n".join(sl)
-    return table
-
-
-def write_reports(results: dict, curves: dict, outdir: str, meta: dict | None = None) -> None:
-    os.makedirs(outdir, exist_ok=True)
-    with open(os.path.join(outdir, "results.json"), "w") as f:
-        json.dump({"meta": meta or {}, "results": results}, f, indent=2)
-    with open(os.path.join(outdir, "results.md"), "w") as f:
-        f.write(format_table(results) + "\n")
-    for cname, c in curves.items():
-        slug = cname.replace(" ", "").replace(".", "p")
-        metrics.plot_det(c, os.path.join(outdir, f"det_{slug}.png"), title=f"DET, {cname}")
-
-
-def restore_params(config, workdir: str, step: int | None = None):
-    """(model, params, step) from the workdir's checkpoints (latest or ``step``)."""
-    from csc_jax.models import model_from_config
-    from csc_jax.training import checkpointing
-    from csc_jax.training.loop import segment_samples
-    from csc_jax.training.state import create_train_state, make_optimizer
-
-    ckpt_dir = os.path.join(workdir, "checkpoints")
-    if not os.path.isdir(ckpt_dir):
-        raise FileNotFoundError(
-            f"no checkpoint directory {ckpt_dir}: train first with this --workdir"
-        )
-    model = model_from_config(config)
-    tx = make_optimizer(config)
-    shape = (1, config.mixing.num_conditions, segment_samples(config))
-    rng = jax.random.PRNGKey(config.seed)
-    shapes = jax.eval_shape(lambda: create_train_state(model, tx, rng, shape))
-    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    abstract = checkpointing.abstract_like(shapes, jax.tree.map(lambda _: sharding, shapes))
-    ckpt = checkpointing.Checkpointer(workdir, async_save=False)
-    try:
-        if ckpt.latest_step() is None:
-            raise FileNotFoundError(f"no complete checkpoint in {ckpt.directory}")
-        step, state = ckpt.restore(abstract, step=step)
-    finally:
-        ckpt.close()
-    return model, state.params, step
+def check_eval_inputs(config) -> None:
+    """Everything the evaluation reads that can be checked before training compiles: the
+    test source, its trial list and the noise folder (raises DataError naming the file)."""
+    noise_bank(config)
+    load_eval_set(config)
 
 
 def evaluate_workdir(config, workdir: str, *, model=None, params=None, step=None, outdir=None):
@@ -271,7 +203,7 @@ def evaluate_workdir(config, workdir: str, *, model=None, params=None, step=None
     t0 = time.time()
     noise_bank(config)  # a bad noise folder fails before the checkpoint is read
     if params is None:
-        model, params, step = restore_params(config, workdir, step)
+        model, params, step = checkpointing.restore_params(config, workdir, step)
     outdir = outdir or os.path.join(workdir, "eval")
     source, trials = load_eval_set(config)
     untrained = model.init(
@@ -279,16 +211,16 @@ def evaluate_workdir(config, workdir: str, *, model=None, params=None, step=None
         np.zeros((1, config.mixing.num_conditions, 1600), np.float32),
     )["params"]
     trained = ModelEmbedder(model, params, config.eval.batch_size)
-    systems = {config.method: (trained, False)}
+    systems = {config.method: (trained, "plain")}
     if config.method == "csc" and config.eval.extraction_scoring:
-        systems["csc+extract"] = (trained, True)
-    systems["untrained"] = (ModelEmbedder(model, untrained, config.eval.batch_size), False)
+        systems["csc+extract"] = (trained, "extract")
+    systems["untrained"] = (ModelEmbedder(model, untrained, config.eval.batch_size), "plain")
     train_source = sources.make_source(config, "train")
-    length = int(round(config.eval.seconds * config.data.sample_rate))
+    length = samples(config.eval.seconds, config.data.sample_rate)
     rng = np.random.default_rng(config.eval.seed)
     ref_idx = rng.permutation(len(train_source))[: min(200, len(train_source))]
     reference = np.stack([cond_lib.fit_length(train_source[int(i)], length) for i in ref_idx])
-    systems["log-mel"] = (LogMelEmbedder(config.data.sample_rate, reference), False)
+    systems["log-mel"] = (LogMelEmbedder(config.data.sample_rate, reference), "plain")
     results = run_protocol(systems, source, trials, config, outdir)
     print(format_table(results), flush=True)
     print(f"eval: {len(trials)} trials, {time.time() - t0:.0f} s, written to {outdir}", flush=True)

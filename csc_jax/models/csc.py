@@ -188,35 +188,6 @@ class CSCModel(nn.Module):
         estimate, _ = self.separate(features, h, enrollment_vector, mixture.shape[-1])
         return estimate
 
-    def query(self, x: jnp.ndarray) -> jnp.ndarray:
-        """Cross-attention query of single utterances, mean_t h: (B, T) -> (B, Bn) float32."""
-        _, h, _ = self.bottom_up(x[:, None, :])
-        return _mean_query(h)[:, 0]
-
-    def attend(self, x: jnp.ndarray, query: jnp.ndarray) -> jnp.ndarray:
-        """Global vector of ``x``'s frames under another utterance's query, L2-normalised.
-
-        The cross-attention as in training, where the query of one condition selects the
-        target's frames among all conditions' frames: here the query is an enrollment's
-        (:meth:`query`) and the frames are a test utterance's, meant to weight the frames
-        that match the enrolled speaker (measured: no EER gain, docs/method.md deviation log
-        5). Without cross-attention (the mean-pool ablation) there is no query and this is
-        :meth:`embed`.
-
-        Args:
-          x: (B, T) test waveforms.
-          query: (B, Bn) queries of the enrollment utterances.
-
-        Returns:
-          (B, D) float32 unit vectors.
-        """
-        if not self.use_cross_attention:
-            return self.embed(x)
-        _, _, z = self.bottom_up(x[:, None, :])
-        frames = z[:, 0]  # (B, F, D)
-        c, _ = self.attention(query[:, None, :].astype(self.dtype), frames)
-        return _l2_normalise(c[:, 0])
-
     def global_vectors(self, x: jnp.ndarray) -> jnp.ndarray:
         """Unnormalised K=1 global vectors of single utterances: (B, T) -> (B, D) float32."""
         _, h, z = self.bottom_up(x[:, None, :])

@@ -1,29 +1,31 @@
-"""The training loop: ``train_and_evaluate(config, workdir)``.
+"""The training loop: ``train(config, workdir, evaluators=...)``.
 
-Resumable: rerunning with the same workdir restores the latest complete checkpoint (params,
-optimizer, step, RNG, data-iterator state) and continues; on CPU the result is bitwise equal
-to an uninterrupted run (tests/test_resilience.py).
+Resumable: rerunning with the same workdir restores the newest checkpoint that restores
+(params, optimizer, step, RNG, data-iterator state; a damaged newer one is moved aside,
+:mod:`csc_jax.training.checkpointing`) and continues; on CPU the result is bitwise equal to
+an uninterrupted run (tests/test_resilience.py).
 
-Preemption. SIGTERM/SIGINT handlers are installed first thing in :func:`train` (``train.py``
-records signals that arrive even earlier, while Python imports JAX, and hands them over), so
-a signal at any time -- start-up, compilation or training -- is acted on at the next step
-boundary. The loop keeps at most one step queued on the device (it waits for step s while
-step s+1 runs), so the step running when the signal arrives and at most one queued step
-complete; then the state is saved and :class:`Preempted` (exit status
-``PREEMPTED_EXIT_CODE``) is raised. (Before, unbounded asynchronous dispatch let the host run
-up to ``log_every`` steps ahead of the device, and the handler was installed only when the
-loop began: an early signal killed the run, a later one was honoured up to ~20 steps late.)
-A signal that arrives before the checkpoint manager is ready exits at once without saving
-(nothing was computed); one during data/model set-up or the state's compilation saves the
-initial or restored state at that boundary without compiling the train step. In
-multi-process runs the processes agree on the stopping step (a tiny all-gather per step), so
-a signal delivered to one host stops all of them at the same step. A second SIGINT aborts.
+Evaluators are handed in (the loop never imports csc_jax.evaluation): each has a ``name``,
+an ``every`` (steps) and is called as ``evaluator(step, params) -> {metric: float}`` on
+process 0 after every ``every``-th step and after the last one; its metrics are written to
+metrics.jsonl and TensorBoard with the training metrics. train.py composes training with
+the verification protocol (:func:`csc_jax.train_eval.train_and_evaluate`).
 
-Non-finite values. Every step's metrics are fetched one step later (the host waits for step
-s while step s+1 runs), so a NaN/Inf loss or gradient norm stops the run before any later
-checkpoint is written (:class:`NonFiniteError` names the step, the last finite metrics and
-the last good checkpoint), or, with ``train.skip_nonfinite_updates``, the update is skipped,
-counted (metric ``skipped``) and reported at the end.
+Preemption (:mod:`csc_jax.training.preemption`). The SIGTERM/SIGINT handler is installed
+first thing in :func:`train`, so a signal at any time (start-up, compilation or training) is
+acted on at the next step boundary. The loop keeps at most one step queued on the device (it
+waits for step s while step s+1 runs), so the step running when the signal arrives and at
+most one queued step complete; then the state is saved and :class:`Preempted` (exit status
+75) is raised. A signal before the checkpoint manager is ready exits at once without saving
+(nothing was computed); one during set-up saves the initial or restored state at that
+boundary without compiling the train step. In multi-process runs the processes agree on the
+stopping step, so a signal delivered to one host stops all of them at the same step.
+
+Non-finite values. Every step's metrics are fetched one step later, so a NaN/Inf loss or
+gradient norm stops the run before any later checkpoint is written (:class:`NonFiniteError`
+names the step, the last finite metrics and the last good checkpoint), or, with
+``train.skip_nonfinite_updates``, the update is skipped, counted (metric ``skipped``) and
+reported at the end.
 
 The loop runs under ``jax.transfer_guard('disallow')``: every host<->device transfer is an
 explicit ``jax.device_put`` (batches) or ``jax.device_get`` (metrics); an accidental implicit
@@ -35,48 +37,31 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import time
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import jax
-import numpy as np
 
 from csc_jax import config as config_lib
-from csc_jax.data import pipeline, sources
-from csc_jax.models import model_from_config
-from csc_jax.training import checkpointing, logging_utils
-from csc_jax.training.parallel import DataParallel
-from csc_jax.training.state import create_train_state, make_optimizer
+from csc_jax.errors import ConfigError, NonFiniteError
+from csc_jax.io_utils import atomic_write_json
+from csc_jax.training import checkpointing, metric_log, setup
+from csc_jax.training.preemption import Preempted, StopFlag, stop_agreed
 
-PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again later"
-
-
-class Preempted(SystemExit):
-    """Raised after a SIGTERM/SIGINT-triggered save; exits with PREEMPTED_EXIT_CODE."""
-
-    def __init__(self, step: int, workdir: str, signum: int | None = None, saved: bool = True):
-        super().__init__(PREEMPTED_EXIT_CODE)
-        self.step = step
-        name = signal.Signals(signum).name if signum else "stop request"
-        where = (
-            f"checkpoint saved in {workdir}"
-            if saved
-            else f"before training started, nothing new to save in {workdir}"
-        )
-        self.message = (
-            f"preempted at step {step} ({name}): {where}; rerun the same command to resume"
-        )
+__all__ = ["Evaluator", "NonFiniteError", "Preempted", "train"]
 
 
-class NonFiniteError(RuntimeError):
-    """The loss or gradient norm became NaN/Inf."""
+class Evaluator(Protocol):
+    """A periodic evaluation handed to :func:`train` (e.g. the validation EER)."""
+
+    name: str
+    every: int
+
+    def __call__(self, step: int, params: Any) -> dict[str, float]: ...
 
 
-def segment_samples(config) -> int:
-    return int(round(config.data.segment_seconds * config.data.sample_rate))
-
-
-def _save_or_check_config(config, workdir: str, allow: tuple[str, ...]) -> None:
+def _save_or_check_config(config, workdir: str, allow: tuple[str, ...], has_checkpoints) -> None:
     """Refuse a workdir whose saved config differs on watched keys; then (re)write config.json."""
     path = os.path.join(workdir, "config.json")
     if os.path.exists(path):
@@ -84,84 +69,24 @@ def _save_or_check_config(config, workdir: str, allow: tuple[str, ...]) -> None:
             with open(path) as f:
                 saved = json.load(f)
         except (OSError, ValueError) as e:
-            raise config_lib.ConfigError(f"cannot read saved config {path}: {e}") from e
+            raise ConfigError(f"cannot read saved config {path}: {e}") from e
         diffs = config_lib.incompatible_keys(saved, config, allow)
         if diffs:
-            raise config_lib.ConfigError(
-                f"--workdir {workdir} holds a run with a different config ({path}):\n  "
-                + "\n  ".join(diffs)
-                + "\nUse a new --workdir, or pass --allow_config_change=KEY[,KEY] for changes "
+            raise ConfigError(
+                f"--workdir {workdir} holds a run with a different config ({path}): "
+                + "; ".join(diffs)
+                + ". Use a new --workdir, or pass --allow_config_change=KEY[,KEY] for changes "
                 "you know are safe."
             )
         # Model keys change parameter shapes or meaning: a checkpoint cannot absorb them.
-        model_diffs = [
-            d
-            for d in config_lib.incompatible_keys(saved, config)
-            if any(d.startswith(m + ":") or d.startswith(m + ".") for m in config_lib.MODEL_KEYS)
-        ]
-        ckpt_dir = os.path.join(workdir, "checkpoints")
-        has_checkpoints = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
-        if model_diffs and has_checkpoints:
-            raise config_lib.ConfigError(
+        model_diffs = config_lib.model_key_changes(saved, config)
+        if model_diffs and has_checkpoints():
+            raise ConfigError(
                 f"--workdir {workdir} has checkpoints of a different model; "
-                "--allow_config_change cannot change:\n  " + "\n  ".join(model_diffs)
+                "--allow_config_change cannot change: " + "; ".join(model_diffs)
             )
     if jax.process_index() == 0:
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(config.to_dict(), f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-
-
-class _StopFlag:
-    """Records SIGTERM/SIGINT so the loop can stop at a step boundary.
-
-    Takes over signals recorded by an earlier start-up handler (``train.py``): such a handler
-    is any callable with a ``received`` list of signal numbers and a ``previous`` dict of the
-    handlers it replaced, which are the ones restored on exit. A second SIGINT raises
-    KeyboardInterrupt (a user pressing Ctrl-C twice wants out now).
-    """
-
-    _SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self):
-        self.signal: int | None = None
-        self._old = {}
-
-    def __enter__(self):
-        for sig in self._SIGNALS:
-            try:
-                old = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: signals cannot be handled here
-                continue
-            received = getattr(old, "received", None)
-            if received is not None:
-                if received and self.signal is None:
-                    self.signal = received[0]
-                old = old.previous.get(sig, signal.SIG_DFL)
-            self._old[sig] = old
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        if self.signal is None:
-            self.signal = signum
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-def _stop_agreed(local_stop: bool) -> bool:
-    """Whether any process was asked to stop (every process must call this at the same step)."""
-    if jax.process_count() == 1:
-        return local_stop
-    from jax.experimental import multihost_utils
-
-    with jax.transfer_guard("allow"):  # a deliberate, tiny host<->device exchange
-        flags = multihost_utils.process_allgather(np.int32(local_stop))
-    return bool(np.any(flags))
+        atomic_write_json(path, config.to_dict())
 
 
 def _check_workdir(workdir: str) -> None:
@@ -173,13 +98,21 @@ def _check_workdir(workdir: str) -> None:
             f.write("ok")
         os.remove(probe)
     except OSError as e:
-        raise config_lib.ConfigError(
+        raise ConfigError(
             f"--workdir {workdir} is not a writable directory: {e.strerror or e} "
             f"({e.filename or workdir})"
         ) from e
 
 
-def train(config, workdir: str, *, allow_config_change: tuple[str, ...] = (), devices=None):
+def train(
+    config,
+    workdir: str,
+    *,
+    allow_config_change: tuple[str, ...] = (),
+    devices=None,
+    evaluators: Sequence[Evaluator] = (),
+    check_data=None,
+):
     """Train (or resume) and return (model, single-copy final state).
 
     Args:
@@ -187,91 +120,77 @@ def train(config, workdir: str, *, allow_config_change: tuple[str, ...] = (), de
       workdir: run directory (config.json, checkpoints/, metrics.jsonl, tensorboard/).
       allow_config_change: keys that may differ from the workdir's saved config.
       devices: devices to train on (default all devices of all processes).
+      evaluators: periodic evaluations run on process 0 (see the module docstring).
+      check_data: called with no argument after the config checks and before anything is
+        built or compiled (e.g. the evaluation's own data checks), or None.
 
     Raises:
-      config_lib.ConfigError: invalid config, incompatible or unwritable workdir (before any
-        compilation).
+      ConfigError: invalid config, incompatible or unwritable workdir (before compilation).
+      DataError: unusable training data (before compilation).
       Preempted: after SIGTERM/SIGINT, once the state is saved.
       NonFiniteError: NaN/Inf loss or gradient (unless ``train.skip_nonfinite_updates``).
-      checkpointing.CheckpointError: a checkpoint could not be written or read.
+      CheckpointError: a checkpoint could not be written or read.
     """
-    with _StopFlag() as stop:  # first: a signal during start-up stops at the first boundary
-        return _train(config, workdir, stop, allow_config_change, devices)
+    with StopFlag() as stop:  # first: a signal during start-up stops at the first boundary
+        return _train(config, workdir, stop, allow_config_change, devices, evaluators, check_data)
 
 
-def _train(config, workdir, stop, allow_config_change, devices):
+def _train(config, workdir, stop, allow_config_change, devices, evaluators, check_data):
     devices = list(jax.devices() if devices is None else devices)
     config_lib.validate_config(config, num_devices=len(devices))
     num_processes = len({d.process_index for d in devices})
     if config.data.batch_size % num_processes:
-        raise config_lib.ConfigError(
+        raise ConfigError(
             f"data.batch_size={config.data.batch_size}: global batch is not divisible by the "
             f"number of processes ({num_processes})"
         )
     _check_workdir(workdir)
-    _save_or_check_config(config, workdir, tuple(allow_config_change))
     ckpt = checkpointing.Checkpointer(workdir, keep=config.train.keep_checkpoints, cleanup_tmp=True)
-    if _stop_agreed(stop.signal is not None):
-        # Preempted before any work: leave at once (grace periods are short), nothing is lost.
-        step = ckpt.latest_step()
-        ckpt.close()
-        raise Preempted(step or 0, workdir, stop.signal, saved=False)
-    iterator = None
+    program = None
     try:
-        model = model_from_config(config)
-        tx = make_optimizer(config)
-        dp = DataParallel(config.parallel, model, tx, config, devices=devices)
-        seg = segment_samples(config)
-        k = config.mixing.num_conditions
-
-        source = sources.make_source(config, "train")
-        if config.train.eval_at_end and config.data.folder.noise_root:
-            # A bad noise folder must fail now, not after the whole training run.
-            from csc_jax.evaluation.noise import NoiseFolder
-
-            NoiseFolder(config.data.folder.noise_root, int(config.data.sample_rate))
-        iterator = pipeline.make_train_iterator(
-            source,
-            batch_size=config.data.batch_size,
-            num_conditions=k,
-            segment_samples=seg,
-            seed=config.seed,
-            shard_index=jax.process_index(),
-            shard_count=jax.process_count(),
-            num_workers=config.data.num_workers,
+        _save_or_check_config(
+            config, workdir, tuple(allow_config_change), lambda: bool(ckpt.all_steps())
         )
-
-        rng = jax.random.PRNGKey(config.seed)
-        init_fn = lambda: create_train_state(model, tx, rng, (1, k, seg))  # noqa: E731
-        start = ckpt.latest_step()
-        if start is None:
-            state = dp.init(init_fn)
-            start = 0
+        if stop_agreed(stop.signal is not None):
+            # Preempted before any work: leave at once (grace periods are short).
+            raise Preempted(ckpt.latest_step() or 0, workdir, stop.signal, saved=False)
+        if check_data is not None:
+            check_data()
+        program = setup.build(config, devices=devices)
+        dp = program.dp
+        if not ckpt.all_steps():
+            state, start = program.init_state(), 0
         else:
-            shapes = jax.eval_shape(init_fn)
-            abstract = checkpointing.abstract_like(
-                shapes, jax.tree.map(lambda _: dp.replicated, shapes)
-            )
-            start, single = ckpt.restore(abstract, data_iterator=iterator)
-            state = dp.place(single)
+            restored = checkpointing.restore_state(
+                ckpt, config, program.model, program.tx, dp.replicated,
+                data_iterator=program.iterator,
+            )  # fmt: skip
+            state, start = dp.place(restored.state), restored.step
             if jax.process_index() == 0:
                 print(f"resumed from step {start} ({ckpt.directory})", flush=True)
-        state = _run(config, workdir, stop, dp, ckpt, iterator, state, start)
+        state = _run(config, workdir, stop, program, ckpt, state, start, evaluators)
     finally:
         try:
             ckpt.wait()
         finally:
             ckpt.close()
-            if hasattr(iterator, "close"):
-                iterator.close()
-    return model, dp.single(state)
+            if program is not None:
+                program.close()
+    return program.model, program.dp.single(state)
 
 
-def _run(config, workdir, stop, dp, ckpt, iterator, state, start):
+def _local_copy(tree):
+    """One addressable copy of a replicated pytree (evaluators run on one local device)."""
+    return jax.tree.map(lambda x: x.addressable_data(0), tree)
+
+
+def _run(config, workdir, stop, program, ckpt, state, start, evaluators):
     """The step loop (see the module docstring); returns the placed final state."""
-    writer = logging_utils.MetricWriter(workdir, enabled=jax.process_index() == 0)
+    dp, iterator = program.dp, program.iterator
+    main_process = jax.process_index() == 0
+    writer = metric_log.MetricWriter(workdir, enabled=main_process)
     steps = config.train.steps
-    bar = logging_utils.progress(start, steps, enabled=config.train.progress_bar)
+    bar = metric_log.progress(start, steps, enabled=config.train.progress_bar)
     crop_seconds = config.data.batch_size * config.mixing.num_conditions
     crop_seconds *= config.data.segment_seconds
     last_finite: dict | None = None
@@ -305,14 +224,28 @@ def _run(config, workdir, stop, dp, ckpt, iterator, state, start):
             rate = (s - step_last) / elapsed if elapsed > 0 else float("nan")
             row = dict(m, steps_per_sec=rate, audio_sec_per_sec=rate * crop_seconds)
             writer.write(s, row)
-            bar.set_postfix(logging_utils.short(row))
+            bar.set_postfix(metric_log.short(row))
             t_last, step_last = time.time(), s
+
+    def evaluate(s: int) -> None:
+        """Run the evaluators due at step ``s`` (process 0) and log their metrics."""
+        due = [e for e in evaluators if s % e.every == 0 or s == steps]
+        if not due or not main_process:
+            return
+        drain()  # the state evaluated must have finite, logged metrics
+        params = _local_copy(dp.single(state).params)
+        row = {}
+        with jax.transfer_guard("allow"):  # evaluators feed host audio to their own programs
+            for e in due:
+                row.update({f"{e.name}/{k}": v for k, v in e(s, params).items()})
+        writer.write(s, row, tensorboard_prefix="")
+        bar.set_postfix(metric_log.short(row))
 
     step = start
     try:
         with jax.transfer_guard("disallow"):
             while True:
-                if _stop_agreed(stop.signal is not None):
+                if stop_agreed(stop.signal is not None):
                     drain(force_log=True)
                     if saved_step != step:
                         ckpt.save(step, dp.single(state), iterator)
@@ -321,8 +254,6 @@ def _run(config, workdir, stop, dp, ckpt, iterator, state, start):
                 if step >= steps:
                     break
                 batch = next(iterator)
-                if step + 1 == config.train.debug_nan_step:  # test hook: 1-based step number
-                    batch = dict(batch, target=batch["target"] * np.float32("nan"))
                 state, metrics = dp.step(state, dp.put_batch(batch))
                 step += 1
                 # Waiting for the previous step here keeps at most one step queued, so a
@@ -335,26 +266,15 @@ def _run(config, workdir, stop, dp, ckpt, iterator, state, start):
                     drain()  # never checkpoint a state whose metrics were not checked
                     ckpt.save(step, dp.single(state), iterator)
                     saved_step = step
+                evaluate(step)
             drain()
     finally:
         bar.close()
         writer.close()
-    if last_host is not None and last_host.get("skipped", 0) > 0 and jax.process_index() == 0:
+    if last_host is not None and last_host.get("skipped", 0) > 0 and main_process:
         print(
             f"skipped {int(last_host['skipped'])} non-finite update(s) "
             "(train.skip_nonfinite_updates=True; metric 'skipped')",
             flush=True,
         )
     return state
-
-
-def train_and_evaluate(config, workdir: str, *, allow_config_change: tuple[str, ...] = ()):
-    """Train, then run the verification protocol on the final state (writes <workdir>/eval)."""
-    model, state = train(config, workdir, allow_config_change=allow_config_change)
-    if jax.process_index() == 0:
-        logging_utils.plot_training_curves(workdir)
-    if config.train.eval_at_end and jax.process_index() == 0:
-        from csc_jax.evaluation import verification
-
-        return verification.evaluate_workdir(config, workdir, model=model, params=state.params)
-    return None

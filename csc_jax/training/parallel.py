@@ -26,6 +26,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from csc_jax.errors import ConfigError
 from csc_jax.training.step import train_step
 
 AXIS = "data"
@@ -35,12 +36,12 @@ MODES = ("sharding", "pmap")
 def check_batch_divisible(global_batch: int, num_devices: int, num_processes: int = 1) -> None:
     """Raise a clear error when the global batch cannot be split evenly."""
     if global_batch % num_devices:
-        raise ValueError(
+        raise ConfigError(
             f"data.batch_size={global_batch} is not divisible by the number of devices "
             f"({num_devices}); use a multiple of {num_devices}"
         )
     if global_batch % num_processes:
-        raise ValueError(
+        raise ConfigError(
             f"data.batch_size={global_batch} is not divisible by the number of processes "
             f"({num_processes})"
         )
@@ -57,7 +58,7 @@ class DataParallel:
 
     def __init__(self, mode: str, model, tx, config, devices=None):
         if mode not in MODES:
-            raise ValueError(f"config.parallel={mode!r} is not one of {MODES}")
+            raise ConfigError(f"config.parallel={mode!r} is not one of {MODES}")
         self.mode = mode
         devices = list(jax.devices() if devices is None else devices)
         # Process-major (stable, so the platform's order within a process is kept): each
@@ -88,11 +89,6 @@ class DataParallel:
             )
 
     # ------------------------------------------------------------------ state
-    def state_sharding(self, state_shapes: Any) -> Any:
-        """Shardings of the placed state for this mode (pytree matching ``state_shapes``)."""
-        sharding = self.replicated if self.mode == "sharding" else self.sharded
-        return jax.tree.map(lambda _: sharding, state_shapes)
-
     def init(self, init_fn) -> Any:
         """Run ``init_fn()`` (no args, returns a single-copy state) compiled onto the devices."""
         single = jax.jit(init_fn, out_shardings=self.replicated)()
@@ -189,6 +185,11 @@ class DataParallel:
     def step(self, state: Any, batch: dict[str, jax.Array]) -> tuple[Any, dict[str, jax.Array]]:
         """Run one compiled step. Metrics come back replicated (pmap: with a device axis)."""
         return self._step(state, batch)
+
+    def lower(self, state: Any, batch: dict[str, jax.Array]):
+        """The step lowered for these (placed) arguments: ``.compile()`` gives the executable
+        that :meth:`step` runs, with its ``cost_analysis()`` and ``memory_analysis()``."""
+        return self._step.lower(state, batch)
 
     def metrics_to_host(self, metrics: dict[str, jax.Array]) -> dict[str, float]:
         """Fetch one step's metrics (explicit transfer)."""

@@ -1,8 +1,10 @@
 """The pure training step: (state, batch) -> (state, metrics).
 
-One function serves every parallel mode: under ``jax.jit`` over a Mesh it sees the global
-batch; under ``pmap`` it sees one device's rows and averages gradients and metrics over
-``axis_name``. Mixing randomness is keyed by global example index, so both see the same data.
+Mixing on the device, the method's objective (:mod:`csc_jax.training.objectives`), gradients,
+the optimizer update and the non-finite guard. One function serves every parallel mode: under
+``jax.jit`` over a Mesh it sees the global batch; under ``pmap`` it sees one device's rows and
+averages gradients and metrics over ``axis_name``. Mixing randomness is keyed by global
+example index, so both see the same data.
 """
 
 from __future__ import annotations
@@ -13,99 +15,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from csc_jax import losses
 from csc_jax.data import mixing
-from csc_jax.models.encoder import frame
+from csc_jax.training.objectives import OBJECTIVES
 from csc_jax.training.state import TrainState
-
-
-def frame_energy(x: jnp.ndarray, kernel: int) -> jnp.ndarray:
-    """Energy of each encoder frame: (..., T) -> (..., F) float32 (same framing as the encoder)."""
-    return jnp.sum(jnp.square(frame(x.astype(jnp.float32), kernel)), axis=-1)
-
-
-def stream_weights(out, mixed, config) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Frame weights (B, K, F) of the target stream and of the interference stream.
-
-    'oracle': each frame's share of target energy vs. interfering-*speech* energy, computed
-      from the components the mixing step created (the same knowledge the separation loss
-      uses; no labels). Noise energy counts in the denominator only, so neither stream can be
-      told apart by "speech vs. noise".
-    'mask': the extraction head's estimated share ``target_weights`` and its complement
-      (stop-gradient, so the contrastive loss cannot move the mask).
-    """
-    if config.loss.stream_weights == "mask":
-        w = jax.lax.stop_gradient(out["target_weights"])
-        return w, 1.0 - w
-    kernel = config.model.enc_kernel
-    es = frame_energy(mixed["target"], kernel)
-    ei = frame_energy(mixed["interference"], kernel)
-    en = frame_energy(mixed["noise"], kernel)
-    total = es + ei + en + 1e-8
-    return es / total, ei / total
-
-
-def component_streams(params, model, mixed) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Target and interference streams as K=1 global vectors of the mixed components.
-
-    Returns (e+ (B, K, D), e- (B, K, D)) float32: the model's own single-utterance embedding of
-    the target component and of the interfering-speech component of each mixture.
-    """
-    target, interference = mixed["target"], mixed["interference"]
-    b, k, t = target.shape
-    both = jnp.stack([target, interference], axis=2).reshape(b * k * 2, 1, t)
-    g = model.apply({"params": params}, both, separate=False)["global"]
-    g = g.reshape(b, k, 2, -1)
-    return g[:, :, 0], g[:, :, 1]
-
-
-def csc_objective(params, model, mixed, config):
-    """Separation + contrastive separative loss on (B, K, T) mixtures.
-
-    Returns:
-      (scalar float32 loss, dict of scalar metrics).
-    """
-    out = model.apply({"params": params}, mixed["mixture"])
-    si_snr = losses.si_snr(out["estimate"], mixed["target"])  # (B, K)
-    si_snr_mix = losses.si_snr(mixed["mixture"], mixed["target"])
-    sep_loss = -jnp.mean(si_snr)
-    if config.loss.stream_weights == "components":
-        component_params = params
-        if config.loss.stop_gradient_components:
-            component_params = jax.lax.stop_gradient(params)
-        e_target, e_interf = component_streams(component_params, model, mixed)
-        w_target = out["target_weights"]
-    else:
-        w_target, w_interf = stream_weights(out, mixed, config)  # (B, K, F) each
-        e_target = losses.weighted_pool(out["frames"], w_target)  # (B, K, D)
-        e_interf = losses.weighted_pool(out["frames"], w_interf)
-    csc = losses.csc_loss(out["global"], e_target, e_interf, temperature=config.loss.temperature)
-    loss = config.loss.lambda_sep * sep_loss + config.loss.lambda_csc * csc
-    metrics = {
-        "loss": loss,
-        "sep_loss": sep_loss,
-        "csc_loss": csc,
-        "si_snr": jnp.mean(si_snr),
-        "si_snri": jnp.mean(si_snr - si_snr_mix),
-        "target_weight": jnp.mean(w_target),
-    }
-    return loss, metrics
-
-
-def simclr_objective(params, model, mixed, config):
-    """SimCLR baseline: conditions 0 and 1 are two corrupted views; NT-Xent over the batch.
-
-    Under pmap the negatives are the device's own rows (as in most pmap SimCLR code).
-    """
-    views = mixed["mixture"][:, :2]  # (B, 2, T)
-    b, _, t = views.shape
-    out = model.apply({"params": params}, views.reshape(b * 2, 1, t), separate=False)
-    g = out["global"].reshape(b, 2, -1)
-    loss = losses.nt_xent(g[:, 0], g[:, 1], temperature=config.loss.temperature)
-    return loss, {"loss": loss, "nt_xent": loss}
-
-
-OBJECTIVES = {"csc": csc_objective, "simclr": simclr_objective}
 
 
 def train_step(

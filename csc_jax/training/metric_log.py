@@ -1,4 +1,9 @@
-"""Metric logging (JSON lines + TensorBoard), progress bar and training-curve plots."""
+"""Training metrics: JSON lines + TensorBoard, the progress bar and training_curves.png.
+
+Rows are ``{"step": s, **metrics}`` in ``<workdir>/metrics.jsonl``; training metrics and the
+evaluators' metrics (``val/eer_clean`` ...) of the same step are separate rows that
+:func:`read_metrics` merges.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ _SHORT = {
     "nt_xent": "ntx",
     "si_snri": "SI-SNRi",
     "audio_sec_per_sec": "audio s/s",
+    "val/eer_clean": "val EER",
+    "val/eer_sir0": "val EER SIR0",
 }
 
 
@@ -51,14 +58,16 @@ class MetricWriter:
             except ImportError:  # TensorBoard is optional; JSON lines always work
                 self._tb = None
 
-    def write(self, step: int, metrics: dict) -> None:
+    def write(self, step: int, metrics: dict, tensorboard_prefix: str = "train/") -> None:
+        """Append one row; TensorBoard tags are ``tensorboard_prefix + key``."""
         if not self.enabled:
             return
         with open(self.path, "a") as f:
             f.write(json.dumps({"step": int(step), **metrics}) + "\n")
+            f.flush()
         if self._tb is not None:
             for k, v in metrics.items():
-                self._tb.add_scalar(f"train/{k}", v, step)
+                self._tb.add_scalar(f"{tensorboard_prefix}{k}", v, step)
 
     def close(self) -> None:
         if self._tb is not None:
@@ -66,15 +75,20 @@ class MetricWriter:
 
 
 def read_metrics(workdir: str) -> list[dict]:
-    """Rows of <workdir>/metrics.jsonl; a resumed run's repeated steps keep the latest row."""
+    """Rows of <workdir>/metrics.jsonl, one per step: rows of the same step are merged (a
+    resumed run's repeated step keeps the latest values). A torn last line (a crash while
+    writing) is ignored."""
     path = os.path.join(workdir, "metrics.jsonl")
     rows: dict[int, dict] = {}
     if os.path.exists(path):
         with open(path) as f:
             for line in f:
                 if line.strip():
-                    row = json.loads(line)
-                    rows[row["step"]] = row
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    rows.setdefault(row["step"], {}).update(row)
     return [rows[s] for s in sorted(rows)]
 
 
@@ -88,13 +102,25 @@ def plot_training_curves(workdir: str, path: str | None = None) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("loss", "sep_loss", "csc_loss", "nt_xent", "si_snri") if k in rows[0]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
-    steps = [r["step"] for r in rows]
-    for ax, k in zip(axes[0], keys, strict=True):
-        ax.plot(steps, [r[k] for r in rows])
+    present = set().union(*rows)
+    keys = [k for k in ("loss", "sep_loss", "csc_loss", "nt_xent", "si_snri") if k in present]
+    val = sorted(k for k in present if k.startswith("val/eer"))
+    panels = keys + (["validation EER %"] if val else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
+    for ax, k in zip(axes[0], keys, strict=False):
+        pts = [(r["step"], r[k]) for r in rows if k in r]
+        ax.plot(*zip(*pts, strict=True))
         ax.set_title(k)
         ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    if val:
+        ax = axes[0][-1]
+        for k in val:
+            pts = [(r["step"], r[k]) for r in rows if k in r]
+            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=k.split("eer_", 1)[-1])
+        ax.set_title("validation EER %")
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     path = path or os.path.join(workdir, "training_curves.png")

@@ -1,8 +1,15 @@
-"""Experiment configuration: the full key schema, validation and workdir compatibility."""
+"""The experiment config schema: every key with its default, and validation.
+
+``base_config()`` is the CPU demo; configs/*.py start from it and change keys. Anything that
+reads or compares configs (flattening, dotted overrides, saved configs, resume compatibility)
+is in :mod:`csc_jax.config.tools`.
+"""
 
 from __future__ import annotations
 
 import ml_collections
+
+from csc_jax.errors import ConfigError
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -106,8 +113,6 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.skip_nonfinite_updates = False
     c.train.progress_bar = True
     c.train.eval_at_end = True  # run the verification protocol after training
-    # Tests only: multiply the batch of this step by NaN (exercises the non-finite guard).
-    c.train.debug_nan_step = -1
 
     # ---------------------------------------------------------------- evaluation
     c.eval = ml_collections.ConfigDict()
@@ -135,19 +140,27 @@ RUN_KEYS = (
 )
 
 
-class ConfigError(ValueError):
-    """An invalid or incompatible configuration; the message names the key."""
-
-
-def _flatten(d, prefix=""):
+def flatten(config, prefix: str = "") -> dict:
+    """A (nested) ConfigDict or dict as one flat dict of dotted keys: {'data.batch_size': 8}."""
+    d = config.to_dict() if hasattr(config, "to_dict") else config
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, (ml_collections.ConfigDict, dict)):
-            out.update(_flatten(v, key + "."))
+        if isinstance(v, ml_collections.ConfigDict | dict):
+            out.update(flatten(v, key + "."))
         else:
             out[key] = v
     return out
+
+
+def samples(seconds: float, sample_rate: int) -> int:
+    """Length in samples of ``seconds`` of audio at ``sample_rate`` (rounded to nearest)."""
+    return int(round(float(seconds) * int(sample_rate)))
+
+
+def segment_samples(config) -> int:
+    """Training crop length T in samples (``data.segment_seconds`` at ``data.sample_rate``)."""
+    return samples(config.data.segment_seconds, config.data.sample_rate)
 
 
 def validate_config(config, num_devices: int | None = None) -> None:
@@ -157,8 +170,8 @@ def validate_config(config, num_devices: int | None = None) -> None:
       config: the experiment ConfigDict.
       num_devices: devices the run will use (checks batch divisibility), or None.
     """
-    base = _flatten(base_config().to_dict())
-    flat = _flatten(config.to_dict() if hasattr(config, "to_dict") else config)
+    base = flatten(base_config())
+    flat = flatten(config)
     unknown = sorted(set(flat) - set(base))
     if unknown:
         raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
@@ -211,7 +224,7 @@ def validate_config(config, num_devices: int | None = None) -> None:
         "model.enc_kernel",
         "must be an even number >= 2 (stride is L/2)",
     )
-    segment = int(round(flat["data.segment_seconds"] * flat["data.sample_rate"]))
+    segment = samples(flat["data.segment_seconds"], flat["data.sample_rate"])
     need(
         segment >= 2 * flat["model.enc_kernel"],
         "data.segment_seconds",
@@ -260,33 +273,3 @@ def validate_config(config, num_devices: int | None = None) -> None:
             "data.batch_size",
             f"global batch is not divisible by the number of devices ({num_devices})",
         )
-
-
-def flat_with_defaults(saved: dict) -> dict:
-    """A saved (nested) config dict flattened to 'a.b' keys, with every key it lacks set to the
-    current default: such a key was added to the schema after the run, which therefore used
-    what is now its default."""
-    return {**_flatten(base_config().to_dict()), **_flatten(saved)}
-
-
-def incompatible_keys(saved: dict, new, allow: tuple[str, ...] = ()) -> list[str]:
-    """Keys whose values differ between a workdir's saved config and the new one.
-
-    Only MODEL_KEYS and RUN_KEYS matter (steps, logging and eval settings may change freely);
-    keys listed (or prefixed) in ``allow`` are accepted.
-    """
-    a = flat_with_defaults(saved)
-    b = _flatten(new.to_dict() if hasattr(new, "to_dict") else new)
-    watched = MODEL_KEYS + RUN_KEYS
-    diffs = []
-    for key in sorted(set(a) | set(b)):
-        if not any(key == w or key.startswith(w + ".") for w in watched):
-            continue
-        if any(key == x or key.startswith(x + ".") for x in allow):
-            continue
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, (list, tuple)) or isinstance(vb, (list, tuple)):
-            va, vb = list(va or []), list(vb or [])
-        if va != vb:
-            diffs.append(f"{key}: {va!r} -> {vb!r}")
-    return diffs
