@@ -19,8 +19,10 @@ setup: $(VENV)/.installed
 demo: setup
 	$(PY) train.py --config configs/default.py --workdir $(DEMO_DIR)
 
+# pytest runs under the host allocator settings that train.py sets for itself
+# (csc_jax/allocator.py): `python -m csc_jax.allocator CMD` runs CMD with them.
 test: setup lint
-	$(PY) -m pytest -q -n 2 --durations=15 tests
+	$(PY) -m csc_jax.allocator $(PY) -m pytest -q -n 2 --durations=15 tests
 
 lint: setup
 	$(PY) -m ruff check .

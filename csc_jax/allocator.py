@@ -86,6 +86,36 @@ def set_for_children() -> None:
     os.environ.update(wanted_environment())
 
 
+def heap_serves_large_blocks(size: int = 64 << 20) -> bool | None:
+    """Whether a ``size``-byte ``malloc`` of this process lands in the ``[heap]`` mapping.
+
+    The observable effect of the tuned settings (glibc's defaults serve such a block with a
+    separate ``mmap``): allocates and frees one block through the C library and looks the
+    address up in /proc/self/maps. None where that cannot be checked (not Linux/glibc).
+    """
+    if not _glibc():
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    ptr = libc.malloc(size)
+    if not ptr:
+        return None
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                fields = line.split()
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                if lo <= ptr < hi:
+                    return len(fields) >= 6 and fields[5] == "[heap]"
+    finally:
+        libc.free(ptr)
+    return False
+
+
 def describe() -> str:
     """A short description of the allocator settings of this process, for reports."""
     if not _glibc():
@@ -94,3 +124,17 @@ def describe() -> str:
         return "system (CSC_JAX_ALLOCATOR=system)"
     state = "in force" if in_force() else "NOT in force"
     return f"glibc tuned ({state}): GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')}"
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m csc_jax.allocator CMD [ARGS...]``: run CMD with the allocator settings."""
+    if not argv:
+        print("usage: python -m csc_jax.allocator CMD [ARGS...]", file=sys.stderr)
+        return 2
+    os.environ.update(wanted_environment())
+    os.execvp(argv[0], argv)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -210,26 +210,17 @@ def _flat_params(params) -> dict:
 
 def _restore(config, workdir: str, devices) -> tuple[int, object]:
     """Latest checkpoint of ``workdir`` restored replicated over ``devices``."""
-    import jax
+    from csc_jax.training import checkpointing, setup
 
-    from csc_jax.config import segment_samples
-    from csc_jax.models import model_from_config
-    from csc_jax.training import checkpointing
-    from csc_jax.training.parallel import DataParallel
-    from csc_jax.training.state import create_train_state, make_optimizer
-
-    model = model_from_config(config)
-    tx = make_optimizer(config)
-    dp = DataParallel(config.parallel, model, tx, config, devices=devices)
-    rng = jax.random.PRNGKey(config.seed)
-    shape = (1, config.mixing.num_conditions, segment_samples(config))
-    shapes = jax.eval_shape(lambda: create_train_state(model, tx, rng, shape))
-    abstract = checkpointing.abstract_like(shapes, jax.tree.map(lambda _: dp.replicated, shapes))
+    program = setup.build(config, devices=devices, with_data=False)
     ckpt = checkpointing.Checkpointer(workdir, async_save=False)
     try:
-        return ckpt.restore(abstract)
+        restored = checkpointing.restore_state(
+            ckpt, config, program.model, program.tx, program.dp.replicated
+        )
     finally:
         ckpt.close()
+    return restored.step, restored.state
 
 
 def _run_job(job: dict, spec: dict, shards_used: list) -> dict:

@@ -4,8 +4,14 @@ import os
 
 import pytest
 
+from csc_jax import allocator
+
 # Tests run on the host CPU; more than one simulated device is opted into per test process.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# pytest's own process cannot re-execute itself (its output capture is set up), so the host
+# allocator settings go into the environment: xdist workers and every subprocess start with
+# them (csc_jax/allocator.py; `make test` sets them for the main process too).
+allocator.set_for_children()
 
 
 def make_tiny_config(cache_dir, **overrides):

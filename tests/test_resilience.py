@@ -271,3 +271,45 @@ def test_cli_nan_exits_1_naming_the_step(shared_cache, env, tmp_path):
     assert "error: non-finite loss or gradient at step 3" in proc.stderr
     assert "last good checkpoint: step 2" in proc.stderr
     assert _checkpoint_steps(workdir) == [2]
+
+
+def _truncate_every_file(directory) -> int:
+    """Cut every file under ``directory`` to half its size (bit rot, an interrupted copy)."""
+    count = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            size = os.path.getsize(path)
+            with open(path, "r+b") as f:
+                f.truncate(size // 2)
+            count += 1
+    return count
+
+
+def test_damaged_newest_checkpoint_resumes_from_the_previous_one(
+    reference, shared_cache, env, tmp_path
+):
+    """Every file of the newest checkpoint truncated: the rerun moves it aside (named in a
+    warning), resumes from the previous checkpoint and ends bitwise equal to an
+    uninterrupted run."""
+    workdir = tmp_path / "run"
+    cmd = _command(shared_cache, workdir)
+    proc = _run(cmd, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kept = _checkpoint_steps(workdir)
+    assert kept == [STEPS - 2, STEPS]
+    assert _truncate_every_file(workdir / "checkpoints" / str(STEPS)) > 0
+
+    proc = _run(cmd, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"resumed from step {STEPS - 2}" in proc.stdout
+    warning = [line for line in proc.stderr.splitlines() if "is damaged" in line]
+    assert len(warning) == 1, proc.stderr[-3000:]
+    assert f"checkpoint step {STEPS} in {workdir / 'checkpoints'} is damaged" in warning[0]
+    aside = os.listdir(workdir / "damaged_checkpoints")
+    assert len(aside) == 1 and aside[0].startswith(f"{STEPS}-")
+    assert str(workdir / "damaged_checkpoints" / aside[0]) in warning[0]
+    assert os.listdir(workdir / "damaged_checkpoints" / aside[0])  # kept, not deleted
+    step, params = _params(shared_cache, workdir)
+    assert step == STEPS
+    _assert_bitwise_equal(params, reference[0])

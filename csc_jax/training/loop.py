@@ -43,9 +43,10 @@ from typing import Any, Protocol
 
 import jax
 
+from csc_jax import allocator
 from csc_jax import config as config_lib
 from csc_jax.errors import ConfigError, NonFiniteError
-from csc_jax.io_utils import atomic_write_json
+from csc_jax.io_utils import atomic_write_json, machine_info
 from csc_jax.training import checkpointing, metric_log, setup
 from csc_jax.training.preemption import Preempted, StopFlag, stop_agreed
 
@@ -87,6 +88,16 @@ def _save_or_check_config(config, workdir: str, allow: tuple[str, ...], has_chec
             )
     if jax.process_index() == 0:
         atomic_write_json(path, config.to_dict())
+
+
+def _write_run_info(workdir: str) -> None:
+    """<workdir>/run_info.json: what this (re)start ran on, including whether the host
+    allocator settings are in force (checked through the process's own memory map)."""
+    if jax.process_index() != 0:
+        return
+    info = dict(machine_info(), started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    info["allocator_heap_serves_large_blocks"] = allocator.heap_serves_large_blocks()
+    atomic_write_json(os.path.join(workdir, "run_info.json"), info)
 
 
 def _check_workdir(workdir: str) -> None:
@@ -154,6 +165,7 @@ def _train(config, workdir, stop, allow_config_change, devices, evaluators, chec
         if stop_agreed(stop.signal is not None):
             # Preempted before any work: leave at once (grace periods are short).
             raise Preempted(ckpt.latest_step() or 0, workdir, stop.signal, saved=False)
+        _write_run_info(workdir)
         if check_data is not None:
             check_data()
         program = setup.build(config, devices=devices)
