@@ -35,9 +35,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.synthetic = ml_collections.ConfigDict()
     c.data.synthetic.seed = 1234
     c.data.synthetic.num_train_speakers = 200
-    c.data.synthetic.num_test_speakers = 40
+    c.data.synthetic.num_test_speakers = 120
     c.data.synthetic.train_utterances_per_speaker = 8
-    c.data.synthetic.test_utterances_per_speaker = 6
+    c.data.synthetic.test_utterances_per_speaker = 10
     c.data.synthetic.min_seconds = 2.0
     c.data.synthetic.max_seconds = 4.0
     # Folder corpus (VoxCeleb or LibriSpeech layout) and tfds dataset.
@@ -122,8 +122,18 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.p_target = 0.01
     c.eval.batch_size = 32
     c.eval.seconds = 2.0  # eval utterances are cropped (or wrap-padded) to this length
-    c.eval.max_trials = 400  # trial-list subset (half target, half non-target); 0 = all
+    # Generated trial lists (no data.folder.trials): cross-session target pairs, at most this
+    # many per speaker (0 = all), and this many non-target trials per target trial.
+    c.eval.max_target_per_speaker = 50
+    c.eval.nontarget_per_target = 2
+    c.eval.max_trials = 0  # trial-list subset (half target, half non-target); 0 = all
     c.eval.extraction_scoring = True  # also score through target extraction (CSC models)
+    c.eval.extraction_max_trials = 1000  # extraction is per trial: a fixed subset; 0 = all
+    # 95 % intervals: percentile bootstrap over enrollment speakers ('speaker') or trials.
+    c.eval.bootstrap_unit = "speaker"
+    c.eval.bootstrap_replicates = 1000
+    # The MFCC reference is also computed at these rates (same utterances, e.g. 16 kHz audio).
+    c.eval.reference_rates = (16000,)
     return c
 
 
@@ -261,6 +271,20 @@ def validate_config(config, num_devices: int | None = None) -> None:
         "must be divisible by model.attention_heads",
     )
     need(flat["loss.temperature"] > 0, "loss.temperature", "must be > 0")
+    need(
+        flat["eval.bootstrap_unit"] in ("speaker", "trial"),
+        "eval.bootstrap_unit",
+        "must be 'speaker' or 'trial'",
+    )
+    for key in ("eval.bootstrap_replicates", "eval.nontarget_per_target"):
+        need(flat[key] >= 1, key, "must be >= 1")
+    for key in ("eval.max_trials", "eval.extraction_max_trials", "eval.max_target_per_speaker"):
+        need(flat[key] >= 0, key, "must be >= 0 (0 = all)")
+    need(
+        all(int(r) >= 8000 for r in flat["eval.reference_rates"]),
+        "eval.reference_rates",
+        "rates must be >= 8000 Hz",
+    )
     need(
         flat["loss.stream_weights"] in ("components", "oracle", "mask"),
         "loss.stream_weights",
