@@ -200,6 +200,12 @@ def test_skip_warning_counts_all_and_names_the_first_few(tmp_path, caplog):
     assert "bad0.wav" in message and "bad4.wav" in message and "bad5.wav" not in message
     assert message.endswith(", ...")
 
+    only_bad = tmp_path / "only_bad"
+    (only_bad / "a/s").mkdir(parents=True)
+    (only_bad / "a/s/x.wav").write_bytes(b"")
+    with pytest.raises(DataError, match=r"all 1 were skipped as bad, e\.g\. a/s/x\.wav \(empty"):
+        FolderSource(only_bad, RATE, on_bad_file="skip")
+
 
 def test_index_cache_decodes_only_new_or_changed_files(tmp_path, monkeypatch):
     root = _corpus(tmp_path / "data")

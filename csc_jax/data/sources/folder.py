@@ -157,8 +157,10 @@ class FolderSource(AudioSource):
     `index_cache_dir` (one file per root), else only in memory with a warning. Each file's
     entry keeps its size and mtime_ns, and on the next construction the tree is rescanned
     (one stat per file) and only new or changed files are decoded; files that failed because
-    the OS refused the read are retried. A file rewritten with the same size and an old mtime
-    (``cp -p`` over it) is not re-checked -- delete the index file to force a full check.
+    the OS refused the read are retried. Entries are matched by relative path, size and mtime,
+    so an index moved along with its corpus stays valid. A file rewritten with the same size
+    and an old mtime (``cp -p`` over it) is not re-checked: delete the index file to force a
+    full check.
 
     Cost of the check per 1,000 16-bit mono wav files at 16 kHz (2 shared CPU cores, warm page
     cache; ``python tests/_measure_folder_index.py 1000 2``): first build 0.2 s for 2 s files
@@ -206,6 +208,43 @@ class FolderSource(AudioSource):
         if not self.root.is_dir():
             raise DataError(f"audio folder {self.root}{setting} is not a directory")
 
+        layout_ok, bad = self._scan_layout(setting)
+        index = self._checked_index(layout_ok, cache_index, index_cache_dir)
+        bad.update({rel: record[2] for rel, record in index.bad.items()})
+
+        keys = []
+        for rel, (_, _, rate, frames, _) in index.good.items():
+            if audio_io.resampled_length(frames, rate, self.sample_rate) < 1:
+                bad[rel] = f"{frames} frame(s) at {rate} Hz is empty at {self.sample_rate} Hz"
+            else:
+                keys.append(rel)
+        self._report_bad(bad)
+        self.skipped = sorted(bad)
+        if not keys:
+            first = self.skipped[0]
+            raise DataError(
+                f"no usable audio files in {self.root}{setting}: all {len(bad)} were skipped as "
+                f"bad, e.g. {first} ({bad[first]})"
+            )
+
+        records = [index.good[rel] for rel in sorted(keys)]
+        self.keys = sorted(keys)
+        self.speakers = [rel.split("/", 1)[0] for rel in self.keys]
+        self.file_sample_rates = np.asarray([r[2] for r in records], dtype=np.int64)
+        self.frames = np.asarray([r[3] for r in records], dtype=np.int64)
+        self.channels = np.asarray([r[4] for r in records], dtype=np.int64)
+        self.durations = self.frames / self.file_sample_rates.astype(np.float64)
+        self.num_samples = np.asarray(
+            [audio_io.resampled_length(r[3], r[2], self.sample_rate) for r in records],
+            dtype=np.int64,
+        )
+        self._finish_init(
+            f"folder {self.root}{setting}",
+            hint=f"each speaker's recordings go in their own folder under it ({_LAYOUT})",
+        )
+
+    def _scan_layout(self, setting: str) -> tuple[list[_ScannedFile], dict[str, str]]:
+        """(files in the layout, sorted by path; {relative path: why unusable} for the rest)."""
         scanned = _scan_tree(self.root)
         # Plain string order of the keys, so a rebuilt and an updated index agree.
         layout_ok = sorted((f for f in scanned if f.depth == 3 and f.regular), key=lambda f: f.rel)
@@ -228,45 +267,28 @@ class FolderSource(AudioSource):
         bad.update(
             {f.rel: "not a regular file (broken symlink?)" for f in scanned if not f.regular}
         )
+        return layout_ok, bad
 
+    def _checked_index(
+        self,
+        files: list[_ScannedFile],
+        cache_index: bool,
+        index_cache_dir: str | os.PathLike | None,
+    ) -> _Index:
+        """The check results of `files`: from the cache where still valid, else decoded."""
         self.index_path: Path | None = None
         cached = self._read_cached_index(index_cache_dir) if cache_index else None
-        index, decoded = (cached or _Index({}, {})).update(self.root, layout_ok)
+        index, decoded = (cached or _Index({}, {})).update(self.root, files)
         if decoded:
             logger.info(
                 "checked %d new or changed audio file(s) under %s (%d from the index cache)",
                 decoded,
                 self.root,
-                len(layout_ok) - decoded,
+                len(files) - decoded,
             )
         if cache_index and (cached is None or index != cached):
             self._write_index(index, index_cache_dir)
-        bad.update({rel: record[2] for rel, record in index.bad.items()})
-
-        keys = []
-        for rel, (_, _, rate, frames, _) in index.good.items():
-            if audio_io.resampled_length(frames, rate, self.sample_rate) < 1:
-                bad[rel] = f"{frames} frame(s) at {rate} Hz is empty at {self.sample_rate} Hz"
-            else:
-                keys.append(rel)
-        self._report_bad(bad)
-        self.skipped = sorted(bad)
-
-        records = [index.good[rel] for rel in sorted(keys)]
-        self.keys = sorted(keys)
-        self.speakers = [rel.split("/", 1)[0] for rel in self.keys]
-        self.file_sample_rates = np.asarray([r[2] for r in records], dtype=np.int64)
-        self.frames = np.asarray([r[3] for r in records], dtype=np.int64)
-        self.channels = np.asarray([r[4] for r in records], dtype=np.int64)
-        self.durations = self.frames / self.file_sample_rates.astype(np.float64)
-        self.num_samples = np.asarray(
-            [audio_io.resampled_length(r[3], r[2], self.sample_rate) for r in records],
-            dtype=np.int64,
-        )
-        self._finish_init(
-            f"folder {self.root}{setting}",
-            hint=f"each speaker's recordings go in their own folder under it ({_LAYOUT})",
-        )
+        return index
 
     def _report_bad(self, bad: dict[str, str]) -> None:
         """Raise on the first bad file (policy 'error') or warn once with the count."""
