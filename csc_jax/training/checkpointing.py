@@ -219,6 +219,18 @@ class Checkpointer:
         self.manager.close()
 
 
+def complete_steps(workdir: str | os.PathLike) -> list[int]:
+    """Complete checkpoint steps of ``workdir``, oldest first; [] when it has none (creates
+    nothing)."""
+    if not os.path.isdir(checkpoint_dir(workdir)):
+        return []
+    ckpt = Checkpointer(workdir, async_save=False, read_only=True)
+    try:
+        return ckpt.all_steps()
+    finally:
+        ckpt.close()
+
+
 class _quiet_orbax:
     """Raise absl's log level while orbax reads (it warns about optional metadata files)."""
 
