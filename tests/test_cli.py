@@ -1,4 +1,4 @@
-"""Command line: eval.py embed / score / extract (csc_jax.inference.cli_main) round trips."""
+"""Command line: eval.py embed / score / extract (csc_jax.inference.cli) round trips."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import soundfile
 import soxr
 from conftest import make_tiny_config
 
-from csc_jax import inference, metrics
+from csc_jax import errors, inference, metrics
 from csc_jax.data import synthetic
 from csc_jax.data import trials as trials_lib
+from csc_jax.inference.cli import cli_main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 8000
@@ -39,7 +40,7 @@ def model(setup):
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
-    rc = inference.cli_main([str(a) for a in argv], prog="eval.py")
+    rc = cli_main([str(a) for a in argv], prog="eval.py")
     out = capsys.readouterr()
     return rc, out.out, out.err
 
@@ -154,7 +155,7 @@ def test_bad_inputs_give_errors_naming_the_file(setup, tmp_path, capsys):
     )
     assert rc == 2 and "short.wav" in err
     with pytest.raises(SystemExit) as exc:  # argparse: --out is required
-        inference.cli_main(["embed", "--workdir", workdir, good])
+        cli_main(["embed", "--workdir", workdir, good])
     assert exc.value.code == 2
     capsys.readouterr()
 
@@ -179,4 +180,7 @@ def test_eval_py_dispatches_subcommands_and_keeps_the_protocol_default(setup, tm
         str(tmp_path / "no_run"),
     ]
     r = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "no checkpoint directory" in r.stderr, r.stderr
+    # One line, with the status of its class (a checkpoint that cannot be read: 1).
+    assert r.returncode == errors.CheckpointError.exit_status, r.stderr
+    assert r.stderr.startswith("error: ") and "no checkpoint directory" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

@@ -17,9 +17,9 @@ from conftest import make_tiny_config
 
 import csc_jax
 from csc_jax import audio_io, inference, losses, metrics
-from csc_jax.config import ConfigError
 from csc_jax.data import synthetic
 from csc_jax.data import trials as trials_lib
+from csc_jax.errors import CheckpointError, CheckpointMismatchError, ConfigError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 8000
@@ -76,7 +76,7 @@ def test_load_from_workdir_checkpoints_dir_and_step_dir(trained, model):
 
 def test_load_errors_name_the_problem(trained, tmp_path):
     workdir, _ = trained
-    with pytest.raises(FileNotFoundError, match="available"):
+    with pytest.raises(CheckpointError, match="available"):
         inference.load(workdir, step=999)
     with pytest.raises(FileNotFoundError, match="no config.json"):
         inference.load(str(tmp_path))
@@ -89,7 +89,7 @@ def test_load_errors_name_the_problem(trained, tmp_path):
     cfg = json.loads((copy / "config.json").read_text())
     cfg["model"]["enc_filters"] = 24
     (copy / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(inference.CheckpointMismatchError, match=r"config\.json.*checkpoint"):
+    with pytest.raises(CheckpointMismatchError, match=r"config\.json.*checkpoint"):
         inference.load(str(copy))
 
     cfg["model"]["enc_filters"] = 16
@@ -100,7 +100,10 @@ def test_load_errors_name_the_problem(trained, tmp_path):
 
 
 def test_package_import_does_not_load_jax():
-    code = "import sys, csc_jax; print(callable(csc_jax.load), 'jax' in sys.modules)"
+    code = (
+        "import sys, csc_jax, csc_jax.inference, csc_jax.inference.cli; "
+        "print(callable(csc_jax.load), 'jax' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
