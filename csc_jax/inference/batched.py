@@ -7,8 +7,8 @@ methods (``embed``, ``global_vectors``, ``extract``) and offers two ways to call
   (:class:`~csc_jax.inference.speaker_model.SpeakerModel` builds length-bucketed batches);
 * ``embed`` / ``global_vectors`` / ``extract``: any number of rows, run ``batch_size`` rows at
   a time with the last batch zero-padded to ``batch_size``, so one shape is compiled per input
-  length (what the verification protocol uses; the zero rows are computed and dropped, and
-  rows do not interact, so the kept rows are exactly those of an unpadded call).
+  length (what the verification protocol uses; the zero rows are computed and dropped; rows
+  do not interact, so the kept rows equal an unpadded call's up to float rounding).
 
 Every traced shape is recorded in ``compiled_shapes``.
 """
