@@ -22,9 +22,10 @@ from csc_jax.config import samples
 from csc_jax.data import sources
 from csc_jax.data import trials as trials_lib
 from csc_jax.evaluation import conditions as cond_lib
-from csc_jax.evaluation.embedders import LogMelEmbedder, ModelEmbedder
+from csc_jax.evaluation.embedders import LogMelEmbedder
 from csc_jax.evaluation.noise import NoiseFolder
 from csc_jax.evaluation.report import format_table, write_reports
+from csc_jax.inference.batched import BatchedModel
 from csc_jax.training import checkpointing
 
 
@@ -210,11 +211,11 @@ def evaluate_workdir(config, workdir: str, *, model=None, params=None, step=None
         jax.random.PRNGKey(config.seed + 1),
         np.zeros((1, config.mixing.num_conditions, 1600), np.float32),
     )["params"]
-    trained = ModelEmbedder(model, params, config.eval.batch_size)
+    trained = BatchedModel(model, params, config.eval.batch_size)
     systems = {config.method: (trained, "plain")}
     if config.method == "csc" and config.eval.extraction_scoring:
         systems["csc+extract"] = (trained, "extract")
-    systems["untrained"] = (ModelEmbedder(model, untrained, config.eval.batch_size), "plain")
+    systems["untrained"] = (BatchedModel(model, untrained, config.eval.batch_size), "plain")
     train_source = sources.make_source(config, "train")
     length = samples(config.eval.seconds, config.data.sample_rate)
     rng = np.random.default_rng(config.eval.seed)
