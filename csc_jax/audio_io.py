@@ -31,12 +31,9 @@ from csc_jax.io_utils import atomic_output, check_output_path
 
 __all__ = [
     "AudioFileInfo",
-    "BadAudioFileError",
     "audio_length",
-    "atomic_output",
     "check_audio_file",
     "check_finite",
-    "check_output_path",
     "decode",
     "is_system_error",
     "read_audio",
