@@ -16,7 +16,7 @@ import soxr
 from conftest import make_tiny_config
 
 import csc_jax
-from csc_jax import audio_io, inference, losses, metrics
+from csc_jax import audio_io, errors, inference, losses, metrics
 from csc_jax.data import synthetic
 from csc_jax.data import trials as trials_lib
 from csc_jax.errors import CheckpointError, CheckpointMismatchError, ConfigError
@@ -296,7 +296,7 @@ def test_short_or_bad_inputs_raise_errors_naming_them(model, tmp_path):
         model.embed([str(tmp_path / "nope.wav")])
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"this is not audio" * 10)
-    with pytest.raises(audio_io.BadAudioFileError, match=r"garbage\.wav"):
+    with pytest.raises(errors.BadAudioFileError, match=r"garbage\.wav"):
         model.embed([str(garbage)])
     with pytest.raises(ValueError, match="NaN"):
         model.embed([np.full(SR, np.nan, np.float32)])
