@@ -210,7 +210,7 @@ def test_eval_py_dispatches_subcommands_and_keeps_the_protocol_default(setup, tm
         str(tmp_path / "no_run"),
     ]
     r = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
-    # One line, with the status of its class (a checkpoint that cannot be read: 1).
-    assert r.returncode == errors.CheckpointError.exit_status, r.stderr
+    # One line, with the status of its class (no checkpoint where the user pointed: 2).
+    assert r.returncode == errors.MissingCheckpointError.exit_status == 2, r.stderr
     assert r.stderr.startswith("error: ") and "no checkpoint directory" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr

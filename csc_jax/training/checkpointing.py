@@ -32,7 +32,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from csc_jax.config import segment_samples
-from csc_jax.errors import CheckpointError, CheckpointMismatchError
+from csc_jax.errors import CheckpointError, CheckpointMismatchError, MissingCheckpointError
 
 try:  # grain registers its iterator handler with orbax on import
     import grain
@@ -74,7 +74,7 @@ class Checkpointer:
         self.read_only = read_only
         if read_only:
             if not os.path.isdir(self.directory):
-                raise CheckpointError(
+                raise MissingCheckpointError(
                     f"no checkpoint directory {self.directory}: train first with this --workdir"
                 )
         else:
@@ -324,9 +324,9 @@ def restore_state(
     """
     steps = ckpt.all_steps()
     if not steps:
-        raise CheckpointError(f"no complete checkpoint in {ckpt.directory}: train first")
+        raise MissingCheckpointError(f"no complete checkpoint in {ckpt.directory}: train first")
     if step is not None and int(step) not in steps:
-        raise CheckpointError(
+        raise MissingCheckpointError(
             f"checkpoint step {step} not found in {ckpt.directory} (available: {steps})"
         )
     candidates = [int(step)] if step is not None else steps[::-1]
