@@ -1,37 +1,201 @@
-"""Audio files in and out for inference: any wav/flac/ogg at any rate and channel count.
+"""Audio files in and out: the one place that decodes, downmixes and resamples audio.
 
 * :func:`read_audio` decodes a file with soundfile, averages the channels to mono and resamples
   to the model rate with soxr: ``float32 (T,)`` at ``sample_rate``.
 * :func:`audio_length` predicts ``T`` from the file header without decoding (used to plan
   length buckets before any audio is read).
-* :func:`write_wav` writes ``(T,)`` float audio as 16-bit PCM wav, atomically, refusing to
-  replace an existing file unless ``overwrite=True``.
+* :func:`check_audio_file` decodes every sample of a file once and returns its header facts,
+  or raises naming the file (unreadable, empty, NaN/Inf samples): the data sources' index check.
+* :func:`decode` (a frame range, mono, finite), :func:`to_mono`, :func:`check_finite`,
+  :func:`resample` and :func:`resampled_length`: the building blocks every reader shares.
+* :func:`write_wav` writes ``(T,)`` float audio as 16-bit PCM wav, atomically
+  (:mod:`csc_jax.io_utils`), refusing to replace an existing file unless ``overwrite=True``.
 
 Numpy, soundfile and soxr only (no JAX), so command-line tools can check their inputs and
-outputs before the model is loaded.
+outputs before the model is loaded. Every failure caused by a file is a
+:class:`~csc_jax.errors.BadAudioFileError` whose ``.path`` names it.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import os
-import tempfile
 import warnings
 
 import numpy as np
 import soundfile
 import soxr
 
-from csc_jax.data.sources import resampled_length
 from csc_jax.errors import BadAudioFileError
+from csc_jax.io_utils import atomic_output, check_output_path
 
 __all__ = [
-    "BadAudioFileError",
+    "AudioFileInfo",
     "audio_length",
-    "check_output_path",
+    "check_audio_file",
+    "check_finite",
+    "decode",
+    "is_system_error",
     "read_audio",
+    "resample",
+    "resampled_length",
+    "to_mono",
     "write_wav",
 ]
+
+# Frames decoded per read while checking a whole file: bounds memory for hour-long files.
+_CHECK_BLOCK_FRAMES = 1 << 20
+# libsndfile's SF_ERR_SYSTEM: the OS refused the read (permissions, I/O error), not the content.
+_SF_ERR_SYSTEM = 2
+
+
+def resampled_length(num_frames: int, orig_rate: int, target_rate: int) -> int:
+    """Number of samples `soxr.resample` returns: ``round(num_frames * target / orig)``, halves up.
+
+    soxr rounds halves up (``round()`` would round 500.5 to 500), hence the integer form.
+    """
+    return (2 * num_frames * target_rate + orig_rate) // (2 * orig_rate)
+
+
+def _why(e: BaseException) -> str:
+    # libsndfile's own text without its "Error opening '<path>': " prefix (the path is named
+    # once, by BadAudioFileError).
+    text = getattr(e, "error_string", None) or str(e)
+    return f"{type(e).__name__}: {text}"
+
+
+def is_system_error(e: BaseException | None) -> bool:
+    """Whether a decoding failure came from the OS (may pass on retry) rather than the bytes."""
+    return isinstance(e, OSError) or getattr(e, "code", None) == _SF_ERR_SYSTEM
+
+
+def to_mono(x: np.ndarray, name: str | os.PathLike) -> np.ndarray:
+    """(frames,) or (frames, channels) int/float audio -> float32 (frames,) in the file's scale.
+
+    Channels are averaged in float64: channels of opposite sign must not lose precision
+    before the sum.
+    """
+    if x.ndim == 2:
+        x = x.mean(axis=1, dtype=np.float64) if x.shape[1] > 1 else x[:, 0]
+    elif x.ndim != 1:
+        raise BadAudioFileError(
+            name, f"expected audio of shape (frames,) or (frames, channels), got {x.shape}"
+        )
+    return np.asarray(x, dtype=np.float32)
+
+
+def check_finite(x: np.ndarray, name: str | os.PathLike) -> None:
+    """Raise BadAudioFileError naming ``name`` if ``x`` holds a NaN or Inf."""
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = int(np.size(x) - np.count_nonzero(finite))
+        raise BadAudioFileError(name, f"contains {bad} NaN/Inf sample(s)")
+
+
+def resample(x: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """float32 (frames,) at ``orig_rate`` -> float32 (resampled_length(frames),) with soxr (HQ).
+
+    soxr may differ from the predicted length by a sample at the edges; that sample is cropped
+    or zero-padded, so the length is always the one predicted from the header.
+    """
+    orig_rate, target_rate = int(orig_rate), int(target_rate)
+    if orig_rate == target_rate:
+        return x
+    expected = resampled_length(x.shape[0], orig_rate, target_rate)
+    y = soxr.resample(x, orig_rate, target_rate).astype(np.float32, copy=False)
+    if y.shape[0] > expected:
+        return y[:expected]
+    if y.shape[0] < expected:
+        return np.pad(y, (0, expected - y.shape[0]))
+    return y
+
+
+def decode(
+    path: str | os.PathLike,
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    expected_frames: int | None = None,
+) -> tuple[np.ndarray, int]:
+    """Frames ``[start, stop)`` of ``path`` as mono float32, and the file's sample rate.
+
+    Args:
+      path: anything libsndfile decodes.
+      start, stop: frame range (``stop=None``: to the end).
+      expected_frames: the number of frames the range must hold (the caller's index), or None.
+
+    Returns:
+      (float32 (frames,) in the file's [-1, 1] scale, sample rate in Hz).
+
+    Raises:
+      BadAudioFileError: undecodable, fewer/more frames than expected, or NaN/Inf samples.
+    """
+    path = os.fspath(path)
+    try:
+        x, rate = soundfile.read(path, start=start, stop=stop, dtype="float32", always_2d=True)
+    except Exception as e:  # any decoder failure is reported with the file name
+        raise BadAudioFileError(path, f"cannot decode ({_why(e)})") from e
+    if expected_frames is not None and x.shape[0] != expected_frames:
+        raise BadAudioFileError(
+            path,
+            f"read {x.shape[0]} frames, expected {expected_frames} (truncated or changed file)",
+        )
+    mono = to_mono(x, path)
+    check_finite(mono, path)
+    return mono, int(rate)
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioFileInfo:
+    """What :func:`check_audio_file` learnt: rate (Hz), decoded frames and channels."""
+
+    sample_rate: int
+    frames: int
+    channels: int
+
+
+def check_audio_file(path: str | os.PathLike) -> AudioFileInfo:
+    """Decode every sample of ``path`` once (in blocks) and return its rate, frames, channels.
+
+    ``frames`` is the number of frames actually decoded (a truncated file's header may claim
+    more). Costs one full decode per file; callers cache the result.
+
+    Raises:
+      BadAudioFileError: an empty (0-byte) or unreadable file, an invalid header, zero frames,
+        or NaN/Inf samples (the message gives their count and the first frame). The OS error
+        of an unreadable file, if any, is the exception's ``__cause__``.
+    """
+    path = os.fspath(path)
+    frames = bad = 0
+    first_bad = -1
+    try:
+        if os.path.getsize(path) == 0:
+            raise BadAudioFileError(path, "empty file (0 bytes)")
+        with soundfile.SoundFile(path) as f:
+            rate, channels = int(f.samplerate), int(f.channels)
+            if rate <= 0 or channels <= 0:
+                raise BadAudioFileError(path, f"invalid header (rate {rate}, {channels} channels)")
+            while True:
+                block = f.read(_CHECK_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                finite = np.isfinite(block).all(axis=1)
+                if not finite.all():
+                    if first_bad < 0:
+                        first_bad = frames + int(np.argmin(finite))
+                    bad += int(block.size - np.count_nonzero(np.isfinite(block)))
+                frames += block.shape[0]
+    except BadAudioFileError:
+        raise
+    except Exception as e:  # noqa: BLE001 - libsndfile raises several types for corrupt files
+        raise BadAudioFileError(path, f"unreadable ({_why(e)})") from e
+    if frames == 0:
+        raise BadAudioFileError(path, "zero-length audio (0 frames)")
+    if bad:
+        raise BadAudioFileError(
+            path, f"contains {bad} NaN/Inf sample(s), the first at frame {first_bad}"
+        )
+    return AudioFileInfo(sample_rate=rate, frames=frames, channels=channels)
 
 
 def _require_file(path: str | os.PathLike) -> str:
@@ -43,13 +207,6 @@ def _require_file(path: str | os.PathLike) -> str:
     return path
 
 
-def _info(path: str) -> soundfile._SoundFileInfo:
-    try:
-        return soundfile.info(path)
-    except Exception as e:  # any decoder failure is reported with the file name
-        raise BadAudioFileError(path, f"cannot read audio header ({type(e).__name__}: {e})") from e
-
-
 def audio_length(path: str | os.PathLike, sample_rate: int) -> int:
     """Samples that :func:`read_audio` returns for ``path`` at ``sample_rate`` (header only).
 
@@ -58,7 +215,10 @@ def audio_length(path: str | os.PathLike, sample_rate: int) -> int:
       BadAudioFileError: the header cannot be read (``.path`` names the file).
     """
     path = _require_file(path)
-    info = _info(path)
+    try:
+        info = soundfile.info(path)
+    except Exception as e:  # any decoder failure is reported with the file name
+        raise BadAudioFileError(path, f"cannot read audio header ({_why(e)})") from e
     return resampled_length(int(info.frames), int(info.samplerate), int(sample_rate))
 
 
@@ -81,65 +241,13 @@ def read_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
       BadAudioFileError: undecodable, empty, or containing NaN/Inf (``.path`` names the file).
     """
     path = _require_file(path)
-    try:
-        x, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except Exception as e:
-        raise BadAudioFileError(path, f"cannot decode ({type(e).__name__}: {e})") from e
-    if x.shape[0] == 0:
+    mono, rate = decode(path)
+    if mono.shape[0] == 0:
         raise BadAudioFileError(path, "contains no samples")
-    # Mean in float64: channels of opposite sign must not lose precision before the sum.
-    mono = x.mean(axis=1, dtype=np.float64) if x.shape[1] > 1 else x[:, 0]
-    mono = np.asarray(mono, np.float32)
-    if not np.isfinite(mono).all():
-        raise BadAudioFileError(path, "contains NaN/Inf samples")
-    if int(rate) != int(sample_rate):
-        expected = resampled_length(mono.shape[0], int(rate), int(sample_rate))
-        mono = soxr.resample(mono, int(rate), int(sample_rate)).astype(np.float32, copy=False)
-        if mono.shape[0] > expected:
-            mono = mono[:expected]
-        elif mono.shape[0] < expected:
-            mono = np.pad(mono, (0, expected - mono.shape[0]))
-        if mono.shape[0] == 0:
-            raise BadAudioFileError(path, f"shorter than one sample at {sample_rate} Hz")
+    mono = resample(mono, rate, sample_rate)
+    if mono.shape[0] == 0:
+        raise BadAudioFileError(path, f"shorter than one sample at {sample_rate} Hz")
     return np.ascontiguousarray(mono)
-
-
-def check_output_path(path: str | os.PathLike, overwrite: bool) -> str:
-    """Refuse to replace an existing ``path`` unless ``overwrite``; check its folder exists.
-
-    Raises:
-      FileExistsError: ``path`` exists and ``overwrite`` is False (the message names it).
-      FileNotFoundError: the parent directory does not exist.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"output path {path} is a directory")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"output file {path} already exists; pass --overwrite to replace it")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"output directory {parent} (for {path}) does not exist")
-    return path
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, overwrite: bool = False):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` when the block succeeds.
-
-    A crash or error inside the block leaves no partial output (and an old file untouched).
-    """
-    path = check_output_path(path, overwrite)
-    directory, name = os.path.split(os.path.abspath(path))
-    ext = os.path.splitext(name)[1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{ext}", dir=directory)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary files
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def write_wav(
@@ -151,7 +259,7 @@ def write_wav(
     instead (with a warning), since model outputs have no guaranteed level.
 
     Raises:
-      FileExistsError: ``path`` exists and ``overwrite`` is False.
+      OutputExistsError: ``path`` exists and ``overwrite`` is False.
       ValueError: not 1-D, empty, or non-finite.
     """
     x = np.asarray(waveform, np.float32)
@@ -168,6 +276,7 @@ def write_wav(
         )
         x = x * np.float32(0.99 / peak)
     pcm = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
+    check_output_path(path, overwrite)  # also with overwrite: a folder or a missing parent
     with atomic_output(path, overwrite) as tmp:
         soundfile.write(tmp, pcm, int(sample_rate), subtype="PCM_16", format="WAV")
     return os.fspath(path)

@@ -14,7 +14,8 @@ Exit statuses (README "Exit status"):
 1     the run failed: non-finite loss or gradient, a checkpoint that could not be
       written or read, or a file-system error (disk full, permission denied)
 2     invalid input: config, data (unreadable, empty or non-finite audio, too few
-      speakers, a missing folder, a bad trial list), an unusable --workdir or output
+      speakers, a missing folder, a bad trial list), an unusable --workdir or output,
+      a workdir without the checkpoint asked for
 75    preempted (SIGTERM/SIGINT): state saved, rerun the same command to resume
 ====  ===========================================================================
 """
@@ -72,6 +73,12 @@ class OutputExistsError(CscError, FileExistsError):
 
 class CheckpointError(CscError, RuntimeError):
     """A checkpoint could not be written or read; the message names the directory."""
+
+
+class MissingCheckpointError(CheckpointError):
+    """No checkpoint (or not the step asked for) where the user pointed: train first."""
+
+    exit_status = EXIT_INVALID_INPUT
 
 
 class CheckpointMismatchError(CheckpointError, ValueError):

@@ -638,7 +638,8 @@ def det_scores(runs: Sequence[RunRecord], cond_name: str) -> tuple[dict, np.ndar
     from csc_jax.data import sources
     from csc_jax.evaluation import conditions as cond_lib
     from csc_jax.evaluation import verification
-    from csc_jax.evaluation.embedders import LogMelEmbedder, ModelEmbedder
+    from csc_jax.evaluation.embedders import LogMelEmbedder
+    from csc_jax.inference.batched import BatchedModel
     from csc_jax.training import checkpointing
 
     configs = [ml_collections.ConfigDict(r.config) for r in runs]
@@ -671,7 +672,7 @@ def det_scores(runs: Sequence[RunRecord], cond_name: str) -> tuple[dict, np.ndar
     out = {}
     for run, rc in zip(runs, configs, strict=True):
         model, params, _ = checkpointing.restore_params(rc, run.workdir)
-        emb = ModelEmbedder(model, params, rc.eval.batch_size)
+        emb = BatchedModel(model, params, rc.eval.batch_size)
         out[run.variant] = score(emb, False)
         if separates(run.config) and rc.eval.extraction_scoring:
             out[f"{run.variant}+extract"] = score(emb, True)
@@ -680,7 +681,7 @@ def det_scores(runs: Sequence[RunRecord], cond_name: str) -> tuple[dict, np.ndar
                 jax.random.PRNGKey(rc.seed + 1),
                 np.zeros((1, rc.mixing.num_conditions, 1600), np.float32),
             )["params"]
-            out["untrained"] = score(ModelEmbedder(model, untrained, rc.eval.batch_size), False)
+            out["untrained"] = score(BatchedModel(model, untrained, rc.eval.batch_size), False)
     train_source = sources.make_source(cfg, "train")
     rng = np.random.default_rng(ev.seed)
     ref_idx = rng.permutation(len(train_source))[: min(200, len(train_source))]

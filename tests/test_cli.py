@@ -1,10 +1,11 @@
-"""Command line: eval.py embed / score / extract (csc_jax.inference.cli_main) round trips."""
+"""Command line: eval.py embed / score / extract (csc_jax.inference.cli) round trips."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +13,10 @@ import soundfile
 import soxr
 from conftest import make_tiny_config
 
-from csc_jax import inference, metrics
+from csc_jax import errors, inference, metrics
 from csc_jax.data import synthetic
 from csc_jax.data import trials as trials_lib
+from csc_jax.inference.cli import cli_main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 8000
@@ -39,7 +41,7 @@ def model(setup):
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
-    rc = inference.cli_main([str(a) for a in argv], prog="eval.py")
+    rc = cli_main([str(a) for a in argv], prog="eval.py")
     out = capsys.readouterr()
     return rc, out.out, out.err
 
@@ -154,9 +156,38 @@ def test_bad_inputs_give_errors_naming_the_file(setup, tmp_path, capsys):
     )
     assert rc == 2 and "short.wav" in err
     with pytest.raises(SystemExit) as exc:  # argparse: --out is required
-        inference.cli_main(["embed", "--workdir", workdir, good])
+        cli_main(["embed", "--workdir", workdir, good])
     assert exc.value.code == 2
     capsys.readouterr()
+
+
+def test_bad_trial_list_and_checkpoint_errors_are_one_line(setup, tmp_path, capsys):
+    workdir, root, corpus = setup
+    out = tmp_path / "scores.txt"
+    bad = tmp_path / "bad_trials.txt"
+    bad.write_text(f"1 {corpus.keys[0]} {corpus.keys[1]}\nmaybe a b\n")
+    argv = ["score", "--workdir", workdir, "--audio_root", root, "--out", out]
+    rc, _, err = run(capsys, *argv, "--trials", bad)
+    assert rc == errors.EXIT_INVALID_INPUT and "bad_trials.txt" in err, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert not out.exists()
+    # --debug: the same error with its traceback.
+    with pytest.raises(errors.DataError, match="bad_trials.txt"):
+        cli_main(["score", *map(str, argv[1:]), "--trials", str(bad)], debug=True)
+
+    good = os.path.join(root, corpus.keys[0])
+    rc, _, err = run(
+        capsys, "embed", "--workdir", workdir, "--step", 999, "--out", tmp_path / "e.npz", good
+    )
+    assert rc == errors.EXIT_FAILED and "step 999" in err and "available" in err, err
+    assert len(err.strip().splitlines()) == 1
+    # A workdir with its config.json but no checkpoint.
+    empty = tmp_path / "untrained"
+    empty.mkdir()
+    (empty / "config.json").write_bytes((Path(workdir) / "config.json").read_bytes())
+    rc, _, err = run(capsys, "embed", "--workdir", empty, "--out", tmp_path / "e.npz", good)
+    assert rc == errors.EXIT_FAILED and str(empty) in err and "checkpoint" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "e.npz").exists()
 
 
 def test_eval_py_dispatches_subcommands_and_keeps_the_protocol_default(setup, tmp_path):
@@ -179,4 +210,7 @@ def test_eval_py_dispatches_subcommands_and_keeps_the_protocol_default(setup, tm
         str(tmp_path / "no_run"),
     ]
     r = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "no checkpoint directory" in r.stderr, r.stderr
+    # One line, with the status of its class (no checkpoint where the user pointed: 2).
+    assert r.returncode == errors.MissingCheckpointError.exit_status == 2, r.stderr
+    assert r.stderr.startswith("error: ") and "no checkpoint directory" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

@@ -16,10 +16,11 @@ import soxr
 from conftest import make_tiny_config
 
 import csc_jax
-from csc_jax import audio_io, inference, losses, metrics
-from csc_jax.config import ConfigError
+from csc_jax import audio_io, errors, inference, losses, metrics
 from csc_jax.data import synthetic
 from csc_jax.data import trials as trials_lib
+from csc_jax.errors import CheckpointError, CheckpointMismatchError, ConfigError
+from csc_jax.inference.batched import BatchedModel
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 8000
@@ -76,7 +77,7 @@ def test_load_from_workdir_checkpoints_dir_and_step_dir(trained, model):
 
 def test_load_errors_name_the_problem(trained, tmp_path):
     workdir, _ = trained
-    with pytest.raises(FileNotFoundError, match="available"):
+    with pytest.raises(CheckpointError, match="available"):
         inference.load(workdir, step=999)
     with pytest.raises(FileNotFoundError, match="no config.json"):
         inference.load(str(tmp_path))
@@ -89,7 +90,7 @@ def test_load_errors_name_the_problem(trained, tmp_path):
     cfg = json.loads((copy / "config.json").read_text())
     cfg["model"]["enc_filters"] = 24
     (copy / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(inference.CheckpointMismatchError, match=r"config\.json.*checkpoint"):
+    with pytest.raises(CheckpointMismatchError, match=r"config\.json.*checkpoint"):
         inference.load(str(copy))
 
     cfg["model"]["enc_filters"] = 16
@@ -99,8 +100,51 @@ def test_load_errors_name_the_problem(trained, tmp_path):
         inference.load(str(copy))
 
 
+def _damage_newest_checkpoint(workdir, tmp_path):
+    """A copy of ``workdir`` whose newest checkpoint has every file cut to half its size;
+    returns (copy, newest step, previous step)."""
+    copy = tmp_path / "damaged_run"
+    shutil.copytree(workdir, copy)
+    steps = sorted(int(n) for n in os.listdir(copy / "checkpoints") if n.isdigit())
+    newest = copy / "checkpoints" / str(steps[-1])
+    for root, _, names in os.walk(newest):
+        for name in names:
+            with open(os.path.join(root, name), "r+b") as f:
+                f.truncate(os.fstat(f.fileno()).st_size // 2)
+    return copy, steps[-1], steps[-2]
+
+
+def test_load_skips_a_damaged_newest_checkpoint_with_a_warning(trained, tmp_path):
+    copy, newest, previous = _damage_newest_checkpoint(trained[0], tmp_path)
+    with pytest.warns(RuntimeWarning, match=rf"checkpoint step {newest} .*damaged") as record:
+        loaded = csc_jax.load(str(copy))
+    assert loaded.step == previous
+    # The damaged step directory is moved aside (kept, for inspection), not deleted.
+    assert not (copy / "checkpoints" / str(newest)).exists()
+    moved = list((copy / "damaged_checkpoints").iterdir())
+    assert [p.name.split("-")[0] for p in moved] == [str(newest)]
+    assert any(moved[0].rglob("*")), "the damaged checkpoint's files were not kept"
+    message = next(str(w.message) for w in record if "damaged" in str(w.message))
+    assert str(moved[0]) in message
+    reference = csc_jax.load(trained[0], step=previous)
+    for a, b in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(reference.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_load_of_an_explicit_damaged_step_is_an_error(trained, tmp_path):
+    copy, newest, _ = _damage_newest_checkpoint(trained[0], tmp_path)
+    with pytest.raises(CheckpointError, match=rf"step {newest} .*damaged.*explicitly"):
+        csc_jax.load(str(copy), step=newest)
+    with pytest.raises(CheckpointError, match=rf"step {newest} .*damaged"):
+        csc_jax.load(str(copy / "checkpoints" / str(newest)))
+    assert (copy / "checkpoints" / str(newest)).is_dir()  # an explicit step is not moved
+
+
 def test_package_import_does_not_load_jax():
-    code = "import sys, csc_jax; print(callable(csc_jax.load), 'jax' in sys.modules)"
+    code = (
+        "import sys, csc_jax, csc_jax.inference, csc_jax.inference.cli; "
+        "print(callable(csc_jax.load), 'jax' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
@@ -139,6 +183,30 @@ def test_embed_matches_direct_model_call_on_wrap_padded_input(model, corpus):
         model.params, padded
     )
     np.testing.assert_allclose(model.embed([x])[0], np.asarray(direct)[0], atol=1e-5)
+
+
+def test_batched_model_runs_fixed_shape_batches_and_matches_speaker_model(model, corpus):
+    """The evaluation protocol's path: batch_size rows per call, last batch zero-padded."""
+    length = model.bucket * 2
+    x = np.stack(
+        [
+            np.pad(w, (0, max(0, length - len(w))), mode="wrap")[:length]
+            for w in corpus.waveforms[:7]
+        ]
+    )
+    batched = BatchedModel(model.model, model.params, batch_size=4)
+    emb = batched.embed(x)
+    assert emb.shape == (7, model.embedding_dim) and emb.dtype == np.float32
+    assert batched.compiled_shapes == {("embed", 4, length)}  # 4 + 3 rows: one shape
+    direct = jax.jit(lambda p, x: model.model.apply({"params": p}, x, method=model.model.embed))
+    np.testing.assert_allclose(emb[4:], np.asarray(direct(model.params, x[4:]))[:3], atol=1e-6)
+    np.testing.assert_allclose(model.embed(x), emb, atol=1e-5)
+    vectors = batched.global_vectors(x)
+    out = batched.extract(x, vectors)
+    assert vectors.shape == (7, model.embedding_dim) and out.shape == x.shape
+    np.testing.assert_allclose(vectors[0], model.global_vector(x[0]), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown method"):
+        batched("encode", x)
 
 
 def test_same_audio_at_other_rates_and_channels_gives_the_same_embedding(model, trained, tmp_path):
@@ -228,7 +296,7 @@ def test_short_or_bad_inputs_raise_errors_naming_them(model, tmp_path):
         model.embed([str(tmp_path / "nope.wav")])
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"this is not audio" * 10)
-    with pytest.raises(audio_io.BadAudioFileError, match=r"garbage\.wav"):
+    with pytest.raises(errors.BadAudioFileError, match=r"garbage\.wav"):
         model.embed([str(garbage)])
     with pytest.raises(ValueError, match="NaN"):
         model.embed([np.full(SR, np.nan, np.float32)])

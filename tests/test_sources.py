@@ -17,15 +17,18 @@ import soundfile
 import soxr
 import tensorflow_datasets as tfds
 
+from csc_jax import audio_io, io_utils
 from csc_jax.data import sources, synthetic
 from csc_jax.data.sources import (
     BadAudioFileError,
+    DataError,
     FolderSource,
     SyntheticSource,
     TfdsSource,
     UnknownKeyError,
     make_source,
 )
+from csc_jax.errors import ConfigError
 
 
 def _write(root: Path, rel: str, data: np.ndarray, rate: int, subtype: str | None = None) -> Path:
@@ -92,7 +95,7 @@ def test_librispeech_flac_layout(tmp_path: Path) -> None:
     np.testing.assert_allclose(src.durations, [0.1, 0.2, 0.3])
     np.testing.assert_allclose(src[1], _tone(3200, 1), atol=1e-4)
     # Pointing one level too high gives a hint, not an empty corpus.
-    with pytest.raises(ValueError, match="other depths"):
+    with pytest.raises(DataError, match="other depths"):
         FolderSource(tmp_path / "LibriSpeech", 16000)
 
 
@@ -122,65 +125,81 @@ def test_stereo_is_averaged_and_16k_file_resampled_to_8k(tmp_path: Path) -> None
 # ------------------------------------------------------------------------- index cache
 
 
-_REAL_INFO = soundfile.info
+_REAL_CHECK = audio_io.check_audio_file
 
 
-def _count_info_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def _count_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records the path of every full-file decode the folder index makes."""
     calls: list[str] = []
-    real_info = _REAL_INFO
 
-    def info(path, *args, **kwargs):
-        calls.append(str(path))
-        return real_info(path, *args, **kwargs)
+    def check(path, *args, **kwargs):
+        calls.append(Path(path).relative_to(Path(path).parents[2]).as_posix())
+        return _REAL_CHECK(path, *args, **kwargs)
 
-    monkeypatch.setattr(soundfile, "info", info)
+    monkeypatch.setattr(audio_io, "check_audio_file", check)
     return calls
 
 
-def test_index_is_cached_reused_and_rebuilt(vox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_index_is_cached_reused_and_updated(vox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_checks(monkeypatch)
     first = FolderSource(vox, 8000)
+    assert len(calls) == 3  # every file decoded once when the index is built
     cache = vox / sources.INDEX_FILENAME
     assert cache.is_file() and first.index_path == cache
-    assert len(json.loads(cache.read_text())["entries"]) == 3
+    assert sorted(json.loads(cache.read_text())["good"]) == first.keys
 
-    def forbidden(*args, **kwargs):
-        raise AssertionError("soundfile.info called although the index is cached")
-
-    monkeypatch.setattr(soundfile, "info", forbidden)
+    calls.clear()
     again = FolderSource(vox, 16000)  # the cache holds original rates: valid for any model rate
-    assert again.keys == first.keys
+    assert calls == [] and again.keys == first.keys
     np.testing.assert_array_equal(again.num_samples, 2 * first.num_samples)
+    assert os.stat(cache).st_mtime_ns == os.stat(first.index_path).st_mtime_ns
 
-    calls = _count_info_calls(monkeypatch)
+    # A new file: only it is decoded.
     _write(vox, "id10271/1gtz-CUIygI/00002.wav", _tone(1000, 3), 8000)
     grown = FolderSource(vox, 8000)
-    assert len(calls) == 4 and "id10271/1gtz-CUIygI/00002.wav" in grown.keys
+    assert calls == ["id10271/1gtz-CUIygI/00002.wav"] and len(grown) == 4
 
-    # Same file count, one file rewritten in place: caught by the mtime.
+    # One file rewritten in place (same name, new size and mtime): only it is decoded.
     calls.clear()
     path = _write(vox, "id10270/x6uYqmx31kE/00001.wav", _tone(800, 0), 8000)
     stamp = os.stat(path).st_mtime + 10
     os.utime(path, (stamp, stamp))
     rewritten = FolderSource(vox, 8000)
-    assert len(calls) == 4
+    assert calls == ["id10270/x6uYqmx31kE/00001.wav"]
     assert rewritten.num_samples[rewritten.index_of("id10270/x6uYqmx31kE/00001.wav")] == 800
 
+    # A removed file leaves the index; nothing is decoded.
     calls.clear()
+    (vox / "id10271/1gtz-CUIygI/00002.wav").unlink()
+    shrunk = FolderSource(vox, 8000)
+    assert calls == [] and len(shrunk) == 3
+    assert "id10271/1gtz-CUIygI/00002.wav" not in json.loads(cache.read_text())["good"]
+
     FolderSource(vox, 8000, cache_index=False)
-    assert len(calls) == 4
+    assert len(calls) == 3
+
+
+def test_stale_or_foreign_index_is_rebuilt(vox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = vox / sources.INDEX_FILENAME
+    cache.write_text(json.dumps({"format": 1, "entries": [], "bad": {}}))  # an older format
+    calls = _count_checks(monkeypatch)
+    assert len(FolderSource(vox, 8000)) == 3 and len(calls) == 3
+    cache.write_text("{not json")
+    calls.clear()
+    assert len(FolderSource(vox, 8000)) == 3 and len(calls) == 3
 
 
 def test_read_only_root_uses_index_cache_dir(
     vox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real_write = sources._atomic_write_json
+    real_write = io_utils.atomic_write_json
 
-    def write(path: Path, payload) -> None:
-        if path.parent == vox.resolve():
+    def write(path: Path, payload, **kwargs):
+        if Path(path).parent == vox.resolve():
             raise PermissionError(13, "Read-only file system", str(path))
-        real_write(path, payload)
+        return real_write(path, payload, **kwargs)
 
-    monkeypatch.setattr(sources, "_atomic_write_json", write)
+    monkeypatch.setattr(io_utils, "atomic_write_json", write)
     with caplog.at_level(logging.WARNING, logger=sources.__name__):
         in_memory = FolderSource(vox, 8000)
     assert in_memory.index_path is None and "in memory only" in caplog.text
@@ -189,7 +208,7 @@ def test_read_only_root_uses_index_cache_dir(
     cache_dir = tmp_path / "cache"
     src = FolderSource(vox, 8000, index_cache_dir=cache_dir)
     assert src.index_path is not None and src.index_path.parent == cache_dir
-    calls = _count_info_calls(monkeypatch)
+    calls = _count_checks(monkeypatch)
     FolderSource(vox, 8000, index_cache_dir=cache_dir)
     assert calls == []
 
@@ -198,11 +217,14 @@ def test_read_only_root_uses_index_cache_dir(
 
 
 def test_missing_root_and_folder_without_audio(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nowhere"):
+    with pytest.raises(DataError, match="nowhere does not exist"):
         FolderSource(tmp_path / "nowhere", 8000)
+    (tmp_path / "file.wav").write_bytes(b"")
+    with pytest.raises(DataError, match="file.wav is not a directory"):
+        FolderSource(tmp_path / "file.wav", 8000)
     (tmp_path / "empty" / "a" / "b").mkdir(parents=True)
     (tmp_path / "empty" / "a" / "b" / "notes.txt").write_text("x")
-    with pytest.raises(ValueError, match=r"empty.*\.wav, \.flac, \.ogg"):
+    with pytest.raises(DataError, match=r"empty.*\.wav, \.flac, \.ogg"):
         FolderSource(tmp_path / "empty", 8000)
 
 
@@ -240,24 +262,37 @@ def test_bad_file_error_names_it_and_skip_warns(
         FolderSource(vox, 8000)
 
 
-def test_nan_samples_raise_at_load_time_naming_the_file(vox: Path) -> None:
+def test_nan_samples_found_when_the_source_is_built(vox: Path, caplog) -> None:
     rel = "id10271/1gtz-CUIygI/00003.wav"
     data = _tone(1000, 0)
     data[10] = np.nan
     _write(vox, rel, data, 8000, subtype="FLOAT")
-    for policy in ("error", "skip"):
-        src = FolderSource(vox, 8000, on_bad_file=policy)
-        i = src.index_of(rel)
-        with pytest.raises(BadAudioFileError, match=r"00003\.wav: contains 1 NaN/Inf"):
-            src[i]
-        with pytest.raises(BadAudioFileError, match=r"00003\.wav"):
-            src.read_segment(i, 0, 50)
+    with pytest.raises(BadAudioFileError, match=r"00003\.wav: contains 1 NaN/Inf.*frame 10"):
+        FolderSource(vox, 8000)
+    with caplog.at_level(logging.WARNING, logger=sources.__name__):
+        src = FolderSource(vox, 8000, on_bad_file="skip")
+    assert src.skipped == [rel] and rel not in src.keys
+    assert "skipped 1 bad audio file" in caplog.text and "NaN/Inf" in caplog.text
+
+
+def test_nan_written_after_indexing_raises_at_load_time(vox: Path) -> None:
+    rel = "id10271/1gtz-CUIygI/00003.wav"
+    _write(vox, rel, _tone(1000, 0), 8000, subtype="FLOAT")
+    src = FolderSource(vox, 8000)
+    data = _tone(1000, 0)
+    data[10] = np.nan
+    _write(vox, rel, data, 8000, subtype="FLOAT")
+    i = src.index_of(rel)
+    with pytest.raises(BadAudioFileError, match=r"00003\.wav: contains 1 NaN/Inf"):
+        src[i]
+    with pytest.raises(BadAudioFileError, match=r"00003\.wav"):
+        src.read_segment(i, 0, 50)
 
 
 def test_single_speaker_rejected(tmp_path: Path) -> None:
     _write(tmp_path, "solo/s1/1.wav", _tone(100, 0), 8000)
     _write(tmp_path, "solo/s2/2.wav", _tone(100, 1), 8000)
-    with pytest.raises(ValueError, match=r"1 speaker\(s\) \['solo'\].*at least 2"):
+    with pytest.raises(DataError, match=r"1 speaker\(s\) \('solo'\).*at least 2"):
         FolderSource(tmp_path, 8000)
 
 
@@ -429,9 +464,9 @@ def test_tfds_audio_feature_without_tensorflow(tfds_dir: Path, tmp_path: Path) -
 
 
 def test_tfds_errors(tfds_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="tfds build no_such_dataset"):
+    with pytest.raises(DataError, match="tfds build no_such_dataset"):
         TfdsSource("no_such_dataset", "train", data_dir=tmp_path, sample_rate=8000)
-    with pytest.raises(FileNotFoundError, match="not prepared.*tfds build csc_tiny_speech"):
+    with pytest.raises(DataError, match="not prepared.*tfds build csc_tiny_speech"):
         TfdsSource("csc_tiny_speech", "train", data_dir=tmp_path, sample_rate=8000)
     with pytest.raises(KeyError, match=r"audio_key='audio'.*\['id', 'speaker_id', 'speech'\]"):
         TfdsSource(
@@ -441,9 +476,9 @@ def test_tfds_errors(tfds_dir: Path, tmp_path: Path) -> None:
         TfdsSource(
             "csc_tiny_speech", "train", data_dir=tfds_dir, speaker_key="speaker", sample_rate=8000
         )
-    with pytest.raises(ValueError, match=r"no split 'test'; splits: \['train'\]"):
+    with pytest.raises(DataError, match=r"no split 'test'; splits: \['train'\]"):
         TfdsSource("csc_tiny_speech", "test", data_dir=tfds_dir, sample_rate=8000)
-    with pytest.raises(ValueError, match="pass dataset_sample_rate"):
+    with pytest.raises(ConfigError, match="pass dataset_sample_rate"):
         TfdsSource("csc_tiny_speech", "train", data_dir=tfds_dir, sample_rate=8000)
 
 
@@ -474,9 +509,9 @@ def _config(**data) -> ml_collections.ConfigDict:
 def test_make_source_dispatch(vox: Path, tfds_dir: Path, tmp_path: Path) -> None:
     config = _config(source="folder", folder={"train_root": str(vox), "test_root": ""})
     assert make_source(config, "train").keys == FolderSource(vox, 8000).keys
-    with pytest.raises(ValueError, match="config.data.folder.test_root"):
+    with pytest.raises(ConfigError, match="config.data.folder.test_root"):
         make_source(config, "test")
-    with pytest.raises(ValueError, match="'synthetic', 'folder', 'tfds'"):
+    with pytest.raises(ConfigError, match="'synthetic', 'folder', 'tfds'"):
         make_source(_config(source="wav"), "train")
     config = _config(source="tfds", cache_dir=str(tmp_path))
     config.data.tfds.name = "csc_tiny_speech"

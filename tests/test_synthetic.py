@@ -1,4 +1,4 @@
-"""Tests for the embedded procedural corpus (csc_jax/data/synthetic.py)."""
+"""Tests for the embedded procedural corpus (the csc_jax/data/synthetic package)."""
 
 import hashlib
 import math
@@ -12,6 +12,7 @@ import pytest
 import soundfile
 
 from csc_jax.data import synthetic
+from csc_jax.data.synthetic import cache as corpus_cache
 
 SR = 8000
 SMALL = {
@@ -291,7 +292,7 @@ def test_cache_hit_returns_identical_data_without_regenerating(tmp_path, monkeyp
     def fail(*args, **kwargs):
         raise AssertionError("generate_corpus called on a cache hit")
 
-    monkeypatch.setattr(synthetic, "generate_corpus", fail)
+    monkeypatch.setattr(corpus_cache, "generate_corpus", fail)
     second = synthetic.load_or_generate(ml_collections.ConfigDict(SMALL), "train", SR, tmp_path)
     assert digest(second) == digest(train)
     assert second.keys == train.keys and second.speakers == train.speakers

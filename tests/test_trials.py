@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from csc_jax.data import synthetic, trials
 from csc_jax.data.trials import Trial
+from csc_jax.errors import DataError, UnknownKeyError
 
 
 def layout(num_speakers: int, per_speaker: int, num_sessions: int = 3):
@@ -65,7 +66,7 @@ def test_read_trials_parses_voxceleb_lines(tmp_path):
 def test_read_trials_rejects_malformed_lines(tmp_path, bad_line, message):
     path = tmp_path / "trials.txt"
     path.write_text(f"1 a/b/1.wav a/b/2.wav\n\n{bad_line}\n0 a/b/1.wav c/d/3.wav\n")
-    with pytest.raises(ValueError, match=message) as info:
+    with pytest.raises(DataError, match=message) as info:
         trials.read_trials(path)
     text = str(info.value)
     assert f"{path}:3:" in text  # file and 1-based line number (blank lines count)
@@ -75,13 +76,18 @@ def test_read_trials_rejects_malformed_lines(tmp_path, bad_line, message):
 def test_read_trials_rejects_empty_file(tmp_path):
     path = tmp_path / "empty.txt"
     path.write_text("\n\n")
-    with pytest.raises(ValueError, match="no trials"):
+    with pytest.raises(DataError, match="no trials"):
         trials.read_trials(path)
 
 
 def test_read_trials_missing_file_names_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.txt"):
+    with pytest.raises(DataError, match="nope.txt' does not exist"):
         trials.read_trials(tmp_path / "nope.txt")
+    with pytest.raises(DataError, match="is a directory"):
+        trials.read_trials(tmp_path)
+    (tmp_path / "latin1.txt").write_bytes(b"1 caf\xe9/a/1.wav caf\xe9/b/2.wav\n")
+    with pytest.raises(DataError, match="latin1.txt' cannot be read"):
+        trials.read_trials(tmp_path / "latin1.txt")
 
 
 def test_write_then_read_round_trips_atomically(tmp_path):
@@ -240,7 +246,7 @@ def test_generate_trials_dense_nontarget_request():
     result = trials.generate_trials(keys, speakers, seed=0, num_nontarget_per_target=4)
     check_invariants(result, keys, speakers)
     assert sum(1 - t.label for t in result) == 12
-    with pytest.raises(ValueError, match="only 12 distinct pairs"):
+    with pytest.raises(DataError, match="only 12 distinct pairs"):
         trials.generate_trials(keys, speakers, seed=0, num_nontarget_per_target=5)
 
 
@@ -274,8 +280,11 @@ def test_generate_trials_dense_nontarget_request():
 )
 def test_generate_trials_errors(keys, speakers, kwargs, message):
     kwargs = {"seed": 0, **kwargs}
-    with pytest.raises(ValueError, match=message):
+    # Too little data is the user's (DataError); bad arguments are the caller's (ValueError).
+    data_problem = message in ("at least 2 speakers", "no speaker has 2 utterances")
+    with pytest.raises(DataError if data_problem else ValueError, match=message) as info:
         trials.generate_trials(keys, speakers, **kwargs)
+    assert isinstance(info.value, DataError) == data_problem
 
 
 @hypothesis.settings(max_examples=40, deadline=None)
@@ -322,13 +331,14 @@ def test_validate_trials_lists_missing_keys():
     keys = [f"s/a/{i}.wav" for i in range(3)]
     listed = [Trial(1, keys[0], f"s/b/missing{i}.wav") for i in range(8)]
     listed.append(Trial(0, "t/a/gone.wav", keys[1]))
-    with pytest.raises(ValueError, match="9 trial key") as info:
+    with pytest.raises(UnknownKeyError, match="9 trial key") as info:
         trials.validate_trials(listed, keys, path="lists/trials.txt")
     text = str(info.value)
     assert "lists/trials.txt" in text
     assert "'s/b/missing0.wav'" in text and "'s/b/missing4.wav'" in text
     assert "missing5" not in text and "(and 4 more)" in text
-    with pytest.raises(ValueError, match="1 trial key"):
+    assert "\n" not in text and "(e.g. 's/a/0.wav')" in text  # one line, with a valid key
+    with pytest.raises(UnknownKeyError, match="1 trial key"):
         trials.validate_trials(listed[-1:], keys)
 
 

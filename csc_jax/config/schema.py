@@ -38,6 +38,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.synthetic.num_test_speakers = 120
     c.data.synthetic.train_utterances_per_speaker = 8
     c.data.synthetic.test_utterances_per_speaker = 10
+    # Validation speakers (the validation EER during training), disjoint from train and test.
+    c.data.synthetic.num_val_speakers = 30
+    c.data.synthetic.val_utterances_per_speaker = 6
     c.data.synthetic.min_seconds = 2.0
     c.data.synthetic.max_seconds = 4.0
     # Folder corpus (VoxCeleb or LibriSpeech layout) and tfds dataset.
@@ -45,6 +48,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.folder.train_root = ""
     c.data.folder.test_root = ""
     c.data.folder.trials = ""  # VoxCeleb-format trial list for test_root
+    # Validation speakers for the validation EER during training ("" = test_root's trials).
+    c.data.folder.val_root = ""
     # Recorded noise for the eval noise conditions, any data.source; "" = colored Gaussian.
     c.data.folder.noise_root = ""
     c.data.folder.on_bad_file = "error"  # 'error' | 'skip' (skip with one warning and a count)
@@ -52,6 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.tfds.name = ""
     c.data.tfds.train_split = "train"
     c.data.tfds.test_split = "test"
+    c.data.tfds.val_split = ""  # "" = the test split's trials for the validation EER
     c.data.tfds.dataset_sample_rate = 0  # 0 = read the rate from the dataset's features
     c.data.tfds.data_dir = ""
     c.data.tfds.audio_key = "speech"
@@ -134,6 +140,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.bootstrap_replicates = 1000
     # The MFCC reference is also computed at these rates (same utterances, e.g. 16 kHz audio).
     c.eval.reference_rates = (16000,)
+    # Validation EER (clean, SIR 0 dB) every this many steps during training; 0 = off.
+    c.eval.validation_every = 100
+    c.eval.validation_trials = 1000
     return c
 
 

@@ -11,15 +11,16 @@ key, separated by whitespace. Keys are paths relative to the audio root, as in
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import pathlib
-import tempfile
 from collections.abc import Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from csc_jax import io_utils
+from csc_jax.errors import DataError, UnknownKeyError
 
 if TYPE_CHECKING:
     from csc_jax.data.synthetic import Corpus
@@ -54,32 +55,42 @@ def read_trials(path: str | os.PathLike) -> list[Trial]:
     """Parses a VoxCeleb-format trial list; blank lines are ignored.
 
     Raises:
-      ValueError: a line without exactly three fields or with a label other than 0/1 (the
-        message gives the file, 1-based line number and the line), or a file with no trials.
+      DataError: a missing or unreadable file, a line without exactly three fields or with a
+        label other than 0/1 (the message gives the file, 1-based line number and the line),
+        or a file with no trials.
     """
     path = pathlib.Path(path)
     trials: list[Trial] = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{path}:{number}: {line.rstrip(chr(10)).rstrip(chr(13))!r}"
-            if len(fields) != 3:
-                raise ValueError(
-                    f"malformed trial line (expected 'label enroll test', got {len(fields)} "
-                    f"fields) at {where}"
-                )
-            if fields[0] not in ("0", "1"):
-                raise ValueError(f"trial label must be 0 or 1, got {fields[0]!r} at {where}")
-            trials.append(Trial(int(fields[0]), fields[1], fields[2]))
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise DataError(
+            f"trial list {str(path)!r} {what}; give a VoxCeleb-format file "
+            "('label enroll_key test_key' per line), e.g. --config.data.folder.trials=PATH"
+        )
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"trial list {str(path)!r} cannot be read ({e})") from e
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{path}:{number}: {line.rstrip(chr(10)).rstrip(chr(13))!r}"
+        if len(fields) != 3:
+            raise DataError(
+                f"malformed trial line (expected 'label enroll test', got {len(fields)} "
+                f"fields) at {where}"
+            )
+        if fields[0] not in ("0", "1"):
+            raise DataError(f"trial label must be 0 or 1, got {fields[0]!r} at {where}")
+        trials.append(Trial(int(fields[0]), fields[1], fields[2]))
     if not trials:
-        raise ValueError(f"trial list {str(path)!r} contains no trials")
+        raise DataError(f"trial list {str(path)!r} contains no trials")
     return trials
 
 
 def write_trials(trials: Iterable[Trial], path: str | os.PathLike) -> None:
-    """Writes `trials` in VoxCeleb format, atomically (temporary file + os.replace)."""
+    """Writes `trials` in VoxCeleb format, atomically and durably (`io_utils.atomic_write`)."""
     path = pathlib.Path(path)
     lines = []
     for trial in trials:
@@ -87,18 +98,7 @@ def write_trials(trials: Iterable[Trial], path: str | os.PathLike) -> None:
             raise TypeError(f"write_trials expects Trial objects, got {trial!r}")
         lines.append(f"{trial.label} {trial.enroll} {trial.test}\n")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a trial list is an ordinary output file
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    io_utils.atomic_write(path, "".join(lines))
 
 
 def _session_of(key: str) -> str | None:
@@ -136,8 +136,9 @@ def generate_trials(
     their order.
 
     Raises:
-      ValueError: mismatched lengths, duplicate keys, fewer than two speakers, no speaker with
-        two utterances, bad counts, or more non-targets requested than distinct pairs exist.
+      DataError: fewer than two speakers, no speaker with two utterances, or more non-targets
+        requested than distinct pairs exist (the data is too small for the list asked for).
+      ValueError: mismatched lengths, duplicate keys or bad counts (caller errors).
     """
     keys = list(keys)
     speakers = list(speakers)
@@ -185,9 +186,15 @@ def generate_trials(
     for i, speaker in enumerate(speakers):
         by_speaker.setdefault(speaker, []).append(i)
     if len(by_speaker) < 2:
-        raise ValueError(f"need at least 2 speakers to generate trials, got {len(by_speaker)}")
+        raise DataError(
+            f"need at least 2 speakers to generate trials, got {len(by_speaker)}; add speakers "
+            "or give a trial list"
+        )
     if not any(len(members) >= 2 for members in by_speaker.values()):
-        raise ValueError("no speaker has 2 utterances, so there are no target trials")
+        raise DataError(
+            "no speaker has 2 utterances, so there are no target trials; add recordings or give "
+            "a trial list"
+        )
 
     target_rng = np.random.default_rng([seed, 1])
     pairs: list[tuple[int, int, int]] = []  # (label, i, j) with i < j in canonical order
@@ -219,7 +226,7 @@ def _nontarget_pairs(speaker_ids: np.ndarray, count: int, seed: int) -> list[tup
     sizes = np.bincount(speaker_ids)
     available = n * (n - 1) // 2 - int(np.sum(sizes * (sizes - 1) // 2))
     if count > available:
-        raise ValueError(
+        raise DataError(
             f"requested {count} non-target trials but only {available} distinct pairs of "
             f"utterances from different speakers exist; lower num_nontarget_per_target"
         )
@@ -257,10 +264,10 @@ def _nontarget_pairs(speaker_ids: np.ndarray, count: int, seed: int) -> list[tup
 def validate_trials(
     trials: Iterable[Trial], available_keys: Iterable[str], path: str | os.PathLike | None = None
 ) -> None:
-    """Raises ValueError if any enrollment/test key is not in `available_keys`.
+    """Raises UnknownKeyError (a DataError) if any enrollment/test key is not in `available_keys`.
 
-    The message gives the number of missing keys, the first few of them and, when given, the
-    trial-list path.
+    The one-line message gives the number of missing keys, the first few of them, the
+    trial-list path when given, and what a valid key looks like.
     """
     available = set(available_keys)
     missing: dict[str, None] = {}  # insertion-ordered set
@@ -273,8 +280,11 @@ def validate_trials(
         shown = ", ".join(repr(k) for k in names[:_MISSING_SHOWN])
         more = f" (and {len(names) - _MISSING_SHOWN} more)" if len(names) > _MISSING_SHOWN else ""
         where = f" in trial list {str(path)!r}" if path is not None else ""
-        raise ValueError(
-            f"{len(names)} trial key(s){where} not found in the audio source: {shown}{more}"
+        example = f" (e.g. {min(available)!r})" if available else ""
+        raise UnknownKeyError(
+            f"{len(names)} trial key(s){where} not found in the audio source: {shown}{more}; "
+            f"keys are paths relative to the audio folder{example} of files that exist and "
+            "were not skipped"
         )
 
 

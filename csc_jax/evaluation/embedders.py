@@ -1,69 +1,20 @@
-"""Speaker embedders used by the verification protocol.
+"""The hand-crafted speaker embedder of the verification protocol.
 
-* :class:`ModelEmbedder`: a CSC-family model; ``embed`` gives the K=1 global speaker vector
-  (L2-normalised), ``extract`` the target stream conditioned on an enrollment vector.
-* :class:`LogMelEmbedder`: the hand-crafted reference, mean and standard deviation of 40
-  log-mel bands, centred with training-set statistics (never test statistics), cosine scored.
+* :class:`LogMelEmbedder`: the reference system, mean and standard deviation of 40 log-mel
+  bands, centred with training-set statistics (never test statistics), cosine scored.
+
+The trained model is run by ``csc_jax.inference.batched.BatchedModel`` (the jitted wrapper
+inference uses too): ``embed`` gives the K=1 global speaker vector (L2-normalised),
+``extract`` the target stream conditioned on an enrollment vector.
 """
 
 from __future__ import annotations
 
 import functools
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.fft
 import scipy.signal
-
-
-def _batches(n: int, size: int):
-    for i in range(0, n, size):
-        yield slice(i, min(n, i + size))
-
-
-class ModelEmbedder:
-    """Jitted, batched embedding and extraction with a fixed batch shape (one compilation).
-
-    Args:
-      model: CSCModel.
-      params: its parameters.
-      batch_size: rows per call; the last batch is zero-padded to this size.
-    """
-
-    def __init__(self, model, params, batch_size: int = 32):
-        self.batch_size = batch_size
-        self._params = params
-        self._embed = jax.jit(lambda p, x: model.apply({"params": p}, x, method=model.embed))
-        self._vectors = jax.jit(
-            lambda p, x: model.apply({"params": p}, x, method=model.global_vectors)
-        )
-        self._extract = jax.jit(
-            lambda p, x, c: model.apply({"params": p}, x, c, method=model.extract)
-        )
-
-    def _run(self, fn, *arrays: np.ndarray) -> np.ndarray:
-        n = arrays[0].shape[0]
-        out = []
-        for sl in _batches(n, self.batch_size):
-            chunk = [a[sl] for a in arrays]
-            pad = self.batch_size - chunk[0].shape[0]
-            chunk = [np.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) for a in chunk]
-            res = fn(self._params, *[jnp.asarray(a, jnp.float32) for a in chunk])
-            out.append(np.asarray(res)[: self.batch_size - pad])
-        return np.concatenate(out, axis=0)
-
-    def embed(self, x: np.ndarray) -> np.ndarray:
-        """(N, T) waveforms -> (N, D) unit-norm float32 embeddings."""
-        return self._run(self._embed, x)
-
-    def global_vectors(self, x: np.ndarray) -> np.ndarray:
-        """(N, T) -> (N, D) unnormalised global vectors (extraction conditioning)."""
-        return self._run(self._vectors, x)
-
-    def extract(self, mixtures: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-        """(N, T) mixtures, (N, D) enrollment vectors -> (N, T) extracted targets."""
-        return self._run(self._extract, mixtures, vectors)
 
 
 @functools.lru_cache(maxsize=8)

@@ -34,10 +34,11 @@ from csc_jax.config import samples
 from csc_jax.data import sources
 from csc_jax.data import trials as trials_lib
 from csc_jax.evaluation import conditions as cond_lib
-from csc_jax.evaluation.embedders import LogMelEmbedder, MfccStatsEmbedder, ModelEmbedder
+from csc_jax.evaluation.embedders import LogMelEmbedder, MfccStatsEmbedder
 from csc_jax.evaluation.eval_set import EvalSet
 from csc_jax.evaluation.noise import NoiseFolder
 from csc_jax.evaluation.report import format_table, write_reports
+from csc_jax.inference.batched import BatchedModel
 from csc_jax.training import checkpointing
 
 SCORING_MODES = ("plain", "extract")
@@ -76,12 +77,17 @@ def _subset_indices(trials: list, max_trials: int, seed: int) -> np.ndarray:
     return np.array([i for i, t in enumerate(trials) if id(t) in chosen], np.int64)
 
 
-def trial_list(config, source) -> list:
-    """The configured trial list over ``source`` (a file for folder corpora, else generated:
-    cross-session target pairs, at most ``eval.max_target_per_speaker`` per speaker, and
-    ``eval.nontarget_per_target`` non-targets per target), cut to ``eval.max_trials``."""
+def trial_list(config, source, path: str | None = None) -> list:
+    """The trial list over ``source``, cut to ``eval.max_trials``.
+
+    ``path``: a VoxCeleb-format trial list; None = the configured one (``data.folder.trials``
+    for folder corpora); "" = generated: cross-session target pairs, at most
+    ``eval.max_target_per_speaker`` per speaker, and ``eval.nontarget_per_target``
+    non-targets per target.
+    """
     ev = config.eval
-    path = config.data.folder.trials if config.data.source == "folder" else ""
+    if path is None:
+        path = config.data.folder.trials if config.data.source == "folder" else ""
     if path:
         trials = trials_lib.read_trials(path)
         trials_lib.validate_trials(trials, set(source.keys), path=path)
@@ -300,7 +306,7 @@ def reference_systems(config, model, eval_set: EvalSet) -> list[System]:
     rate = int(config.data.sample_rate)
     reference = reference_waveforms(config)
     out = [
-        System("untrained", ModelEmbedder(model, untrained, config.eval.batch_size)),
+        System("untrained", BatchedModel(model, untrained, config.eval.batch_size)),
         System("log-mel", LogMelEmbedder(rate, reference)),
         System("mfcc", MfccStatsEmbedder(rate, reference)),
     ]
@@ -327,7 +333,7 @@ def evaluate_workdir(config, workdir: str, *, model=None, params=None, step=None
         model, params, step = checkpointing.restore_params(config, workdir, step)
     outdir = outdir or os.path.join(workdir, "eval")
     eval_set = load_eval_set(config)
-    trained = ModelEmbedder(model, params, config.eval.batch_size)
+    trained = BatchedModel(model, params, config.eval.batch_size)
     systems = [System(config.method, trained)]
     if config.method == "csc" and config.eval.extraction_scoring:
         systems.append(System("csc+extract", trained, "extract"))

@@ -32,7 +32,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from csc_jax.config import segment_samples
-from csc_jax.errors import CheckpointError, CheckpointMismatchError
+from csc_jax.errors import CheckpointError, CheckpointMismatchError, MissingCheckpointError
 
 try:  # grain registers its iterator handler with orbax on import
     import grain
@@ -74,7 +74,7 @@ class Checkpointer:
         self.read_only = read_only
         if read_only:
             if not os.path.isdir(self.directory):
-                raise CheckpointError(
+                raise MissingCheckpointError(
                     f"no checkpoint directory {self.directory}: train first with this --workdir"
                 )
         else:
@@ -219,6 +219,18 @@ class Checkpointer:
         self.manager.close()
 
 
+def complete_steps(workdir: str | os.PathLike) -> list[int]:
+    """Complete checkpoint steps of ``workdir``, oldest first; [] when it has none (creates
+    nothing)."""
+    if not os.path.isdir(checkpoint_dir(workdir)):
+        return []
+    ckpt = Checkpointer(workdir, async_save=False, read_only=True)
+    try:
+        return ckpt.all_steps()
+    finally:
+        ckpt.close()
+
+
 class _quiet_orbax:
     """Raise absl's log level while orbax reads (it warns about optional metadata files)."""
 
@@ -312,9 +324,9 @@ def restore_state(
     """
     steps = ckpt.all_steps()
     if not steps:
-        raise CheckpointError(f"no complete checkpoint in {ckpt.directory}: train first")
+        raise MissingCheckpointError(f"no complete checkpoint in {ckpt.directory}: train first")
     if step is not None and int(step) not in steps:
-        raise CheckpointError(
+        raise MissingCheckpointError(
             f"checkpoint step {step} not found in {ckpt.directory} (available: {steps})"
         )
     candidates = [int(step)] if step is not None else steps[::-1]

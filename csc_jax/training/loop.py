@@ -156,19 +156,19 @@ def _train(config, workdir, stop, allow_config_change, devices, evaluators, chec
             f"number of processes ({num_processes})"
         )
     _check_workdir(workdir)
+    existing = checkpointing.complete_steps(workdir)
+    _save_or_check_config(config, workdir, tuple(allow_config_change), lambda: bool(existing))
+    if stop_agreed(stop.signal is not None):
+        # Preempted before any work: leave at once (grace periods are short).
+        raise Preempted(max(existing, default=0), workdir, stop.signal, saved=False)
+    _write_run_info(workdir)
+    # Data checks (the evaluation's, then the training source's, built with the program)
+    # come before the checkpoint directory exists and before anything compiles.
+    if check_data is not None:
+        check_data()
+    program = setup.build(config, devices=devices)
     ckpt = checkpointing.Checkpointer(workdir, keep=config.train.keep_checkpoints, cleanup_tmp=True)
-    program = None
     try:
-        _save_or_check_config(
-            config, workdir, tuple(allow_config_change), lambda: bool(ckpt.all_steps())
-        )
-        if stop_agreed(stop.signal is not None):
-            # Preempted before any work: leave at once (grace periods are short).
-            raise Preempted(ckpt.latest_step() or 0, workdir, stop.signal, saved=False)
-        _write_run_info(workdir)
-        if check_data is not None:
-            check_data()
-        program = setup.build(config, devices=devices)
         dp = program.dp
         if not ckpt.all_steps():
             state, start = program.init_state(), 0
@@ -186,8 +186,7 @@ def _train(config, workdir, stop, allow_config_change, devices, evaluators, chec
             ckpt.wait()
         finally:
             ckpt.close()
-            if program is not None:
-                program.close()
+            program.close()
     return program.model, program.dp.single(state)
 
 
