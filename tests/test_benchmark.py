@@ -173,12 +173,22 @@ def test_cli_writes_json_and_table(shared_cache, tmp_path):
     assert "| csc_loss | global vectors (16, K=2, D=32000)" in loss_run.stdout
     assert [r["kind"] for r in json.loads(out.read_text())["results"]] == ["loss"] * 5
 
-    bad = subprocess.run(
-        cmd[:3] + ["--mode=nonsense", f"--out={out}"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert bad.returncode != 0 and "nonsense" in bad.stderr
+    # Invalid settings, flags or overrides: one 'error:' line, exit status 2, no traceback.
+    for flag, named in (
+        ("--mode=nonsense", "nonsense"),
+        ("--backbone=nonsense", "nonsense"),
+        ("--config.experiment.data.nonsense=1", "data.nonsense"),
+        ("--cpus=nonsense", "--cpus=nonsense"),
+    ):
+        bad = subprocess.run(
+            cmd[:3] + [flag, f"--out={out}"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert bad.returncode == 2, (flag, bad.stderr[-3000:])
+        last = bad.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and named in last, (flag, bad.stderr)
+        assert "Traceback" not in bad.stderr, bad.stderr
