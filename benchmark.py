@@ -3,14 +3,44 @@
 Measures the CSC train step (compile time, step time, examples/s, audio s/s, FLOPs, memory)
 on device-resident synthetic batches and with the real input pipeline, the input pipeline
 alone, and the Conv-TasNet separation backbone (optionally against PyTorch/asteroid). All
-logic is in csc_jax/benchmarking.py; flags given here override the preset's ``bench`` fields.
+logic is in the csc_jax.benchmarking package; flags given here override the preset's ``bench``
+fields.
+
+Expected errors (invalid settings or config, an unusable --cpus or --out) print one ``error:``
+line and exit with status 2 (csc_jax/errors.py); ``--debug`` shows their traceback.
 """
 
-import dataclasses
-import os
+import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+from csc_jax import allocator
+
+allocator.ensure()  # before JAX starts: re-executes once with the allocator settings
+
+import os  # noqa: E402
+
+from csc_jax import errors  # noqa: E402
+from csc_jax.config import check_override_flags  # noqa: E402
+from csc_jax.io_utils import check_output_path  # noqa: E402
+
+_DEBUG = errors.debug_requested(sys.argv)
+
+
+def _check_experiment_overrides(argv: list[str]) -> None:
+    """Name an unknown ``--config.experiment.KEY`` in one line: ml_collections would fail on
+    it with a bare traceback while absl parses the flags."""
+    prefix = "--config.experiment."
+    as_experiment = ["--config." + a[len(prefix) :] for a in argv[1:] if a.startswith(prefix)]
+    try:
+        check_override_flags([argv[0], *as_experiment])
+    except errors.ConfigError as e:
+        raise errors.ConfigError(str(e).replace("--config.", prefix, 1)) from None
+
+
+if errors.run_main(lambda: _check_experiment_overrides(sys.argv), debug=_DEBUG):
+    sys.exit(errors.EXIT_INVALID_INPUT)
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/benchmark.py", "Benchmark preset (configs/benchmark.py)."
@@ -53,77 +83,47 @@ def _pin_cpus() -> int | None:
         os.sched_setaffinity(0, cpus)
     except (ValueError, OSError) as e:
         have = sorted(os.sched_getaffinity(0))
-        raise app.UsageError(f"--cpus={','.join(_CPUS.value)}: {e} (usable cores: {have})") from e
+        raise errors.ConfigError(
+            f"--cpus={','.join(_CPUS.value)}: {e} (usable cores: {have})"
+        ) from None
     return len(cpus)
 
 
-def _pick(flag, preset):
-    return preset if flag.value is None else flag.value
-
-
-def settings_from(config, pinned_cores=None):
-    """BenchSettings from the preset and the command-line flags (flags win)."""
-    from csc_jax import benchmarking
-
-    b = config.bench
-    mode = _pick(_MODE, b.mode)
-    modes = [m.strip() for m in mode.split(",") if m.strip()]
-    if "all" in modes:
-        modes = list(benchmarking.MODES)
-    names = _pick(_BACKBONE, list(b.backbone))
-    shapes = []
-    for name in names:
-        if name not in config.backbone:
-            raise app.UsageError(
-                f"backbone shapes {name!r} are not in the preset (have: "
-                f"{', '.join(config.backbone.keys())})"
-            )
-        base = (
-            benchmarking.backbone_shapes_from_experiment(config.experiment, name)
-            if name == "demo"
-            else None
-        )
-        fields = dict(config.backbone[name].to_dict())
-        if base is not None:
-            shapes.append(dataclasses.replace(base, **fields))
-        else:
-            shapes.append(benchmarking.BackboneShapes(name=name, **fields))
-    return benchmarking.BenchSettings(
-        modes=tuple(modes),
-        parallel=tuple(_pick(_PARALLEL, list(b.parallel))),
-        dtypes=tuple(_pick(_DTYPE, list(b.dtype))),
-        batch_sizes=tuple(int(x) for x in _pick(_BATCH, list(b.batch_sizes))),
-        segment_seconds=tuple(float(x) for x in _pick(_SEGMENT, list(b.segment_seconds))),
-        steps=int(_pick(_STEPS, b.steps)),
-        warmup=int(_pick(_WARMUP, b.warmup)),
-        pipeline_batches=int(b.pipeline_batches),
-        backbone=tuple(shapes),
-        pytorch_python=_pick(_TORCH, b.pytorch_python),
-        pytorch_rounds=int(_pick(_ROUNDS, b.pytorch_rounds)),
-        pytorch_threads=int(pinned_cores or b.pytorch_threads),
-        profile_dir=_pick(_PROFILE, b.profile_dir),
-        profile_steps=int(b.profile_steps),
-        loss_shape=tuple(int(x) for x in b.loss_shape),
-    )
-
-
-def main(argv):
+def _benchmark(argv) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        raise errors.ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
     pinned = _pin_cpus()  # before JAX sizes its thread pool
     from csc_jax import benchmarking
 
     config = _CONFIG.value
-    settings = settings_from(config, pinned)
-    try:
-        settings.validate()
-    except ValueError as e:
-        raise app.UsageError(str(e)) from e
+    settings = benchmarking.settings_from_preset(
+        config,
+        mode=_MODE.value,
+        parallel=_PARALLEL.value,
+        dtypes=_DTYPE.value,
+        batch_sizes=_BATCH.value,
+        segment_seconds=_SEGMENT.value,
+        steps=_STEPS.value,
+        warmup=_WARMUP.value,
+        backbone=_BACKBONE.value,
+        pytorch_python=_TORCH.value,
+        pytorch_rounds=_ROUNDS.value,
+        pytorch_threads=pinned,
+        profile_dir=_PROFILE.value,
+    )
+    settings.validate()
+    # An unusable --out fails now, not after the measurements.
+    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+    check_output_path(_OUT.value, overwrite=True)
     report = benchmarking.run(config.experiment, settings)
     benchmarking.write_report(report, _OUT.value)
     print()
     print(benchmarking.markdown(report))
     print(f"\nJSON report: {_OUT.value}")
+
+
+def main(argv):
+    sys.exit(errors.run_main(lambda: _benchmark(argv), debug=_DEBUG))
 
 
 if __name__ == "__main__":

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import ml_collections
 
-from csc_jax.config import base_config
-from csc_jax.experiments import load_config_file
+from csc_jax.config import ConfigError, base_config, load_config_file
 
 EXPERIMENTS = ("demo", "gpu")
 
@@ -34,7 +33,7 @@ def get_config(experiment: str | None = None) -> ml_collections.ConfigDict:
     (configs/gpu.py), chosen as ``--config=configs/benchmark.py:gpu``."""
     experiment = experiment or "demo"
     if experiment not in EXPERIMENTS:
-        raise ValueError(
+        raise ConfigError(
             f"configs/benchmark.py:{experiment}: unknown experiment {experiment!r} "
             f"(have: {', '.join(EXPERIMENTS)})"
         )

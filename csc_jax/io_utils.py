@@ -12,6 +12,7 @@ Imports no JAX at module level (machine_info imports it when called).
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -133,28 +134,42 @@ def cpu_model() -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU, cores, load, OS and library versions, JAX backend and devices, allocator."""
+    """CPU, cores, load, OS and library versions, JAX backend and devices, allocator.
+
+    ``cpu_affinity`` lists the cores this process may run on (None where the OS cannot say);
+    ``compilation_cache_dir`` is JAX's persistent cache (compile times depend on it).
+    """
     import jax
 
     from csc_jax import allocator
 
     try:
-        usable = len(os.sched_getaffinity(0))
+        affinity = sorted(os.sched_getaffinity(0))
     except AttributeError:
-        usable = os.cpu_count()
+        affinity = None
     devices = jax.devices()
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "usable_cores": usable,
+        "usable_cores": os.cpu_count() if affinity is None else len(affinity),
+        "cpu_affinity": affinity,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "os": platform.platform(),
         "python": platform.python_version(),
         "jax": jax.__version__,
+        **{name: _package_version(name) for name in ("jaxlib", "flax", "optax", "numpy")},
         "backend": jax.default_backend(),
         "device_kind": devices[0].device_kind,
         "num_devices": len(devices),
         "process_count": jax.process_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "compilation_cache_dir": jax.config.jax_compilation_cache_dir,
         "allocator": allocator.describe(),
     }
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"

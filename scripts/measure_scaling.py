@@ -24,35 +24,27 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # run as `python scripts/measure_scaling.py` from a checkout
+
+from csc_jax import allocator  # noqa: E402
+
+allocator.ensure()  # before JAX starts (the children inherit the settings)
 
 
 def _child(num_devices: int, mode: str, steps: int, warmup: int) -> dict:
-    sys.path.insert(0, REPO)
     import jax
 
-    from csc_jax.config import base_config, segment_samples
-    from csc_jax.data import pipeline, sources
-    from csc_jax.models import model_from_config
-    from csc_jax.training.parallel import DataParallel
-    from csc_jax.training.state import create_train_state, make_optimizer
+    from csc_jax.config import base_config
+    from csc_jax.training import setup
 
     config = base_config()
     config.parallel = mode
     devices = jax.devices()[:num_devices]
     assert len(devices) == num_devices, (len(jax.devices()), num_devices)
-    model = model_from_config(config)
-    tx = make_optimizer(config)
-    dp = DataParallel(mode, model, tx, config, devices=devices)
-    k, seg = config.mixing.num_conditions, segment_samples(config)
-    iterator = pipeline.make_train_iterator(
-        sources.make_source(config, "train"),
-        batch_size=config.data.batch_size,
-        num_conditions=k,
-        segment_samples=seg,
-        seed=config.seed,
-    )
-    rng = jax.random.PRNGKey(config.seed)
-    state = dp.init(lambda: create_train_state(model, tx, rng, (1, k, seg)))
+    program = setup.build(config, devices=devices)  # the training loop's own set-up
+    dp, iterator = program.dp, program.iterator
+    k = config.mixing.num_conditions
+    state = program.init_state()
     t0 = time.perf_counter()
     for _ in range(warmup):  # the first call compiles
         state, metrics = dp.step(state, dp.put_batch(next(iterator)))
@@ -63,6 +55,7 @@ def _child(num_devices: int, mode: str, steps: int, warmup: int) -> dict:
         state, metrics = dp.step(state, dp.put_batch(next(iterator)))
     jax.block_until_ready(metrics)
     elapsed = time.perf_counter() - t0
+    program.close()
     crop_seconds = config.data.batch_size * k * config.data.segment_seconds
     return {
         "devices": num_devices,

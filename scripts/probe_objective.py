@@ -13,30 +13,25 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
+import sys
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from csc_jax.config import base_config, validate_config
-from csc_jax.data import mixing, pipeline, sources
-from csc_jax.models import model_from_config
-from csc_jax.training.objectives import OBJECTIVES
+from csc_jax import allocator  # noqa: E402
 
+allocator.ensure()  # before JAX starts
 
-def apply_override(config, assignment: str) -> None:
-    """Set ``a.b.c=value`` on a ConfigDict; value parsed as a Python literal when possible."""
-    key, _, text = assignment.partition("=")
-    node = config
-    *path, last = key.split(".")
-    for part in path:
-        node = node[part]
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        value = text
-    node[last] = value
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from csc_jax import errors  # noqa: E402
+from csc_jax.config import ConfigError, base_config, set_dotted, validate_config  # noqa: E402
+from csc_jax.data import mixing  # noqa: E402
+from csc_jax.training import setup  # noqa: E402
+from csc_jax.training.objectives import OBJECTIVES  # noqa: E402
 
 
 def main() -> None:
@@ -47,19 +42,22 @@ def main() -> None:
     args = parser.parse_args()
     c = base_config()
     for o in args.overrides:
-        apply_override(c, o)
+        key, sep, text = o.partition("=")
+        if not sep:
+            raise ConfigError(f"override {o!r} is not key=value")
+        try:
+            value = ast.literal_eval(text)  # a Python literal where it parses as one
+        except (ValueError, SyntaxError):
+            value = text
+        set_dotted(c, key, value, where=o)
     validate_config(c)
-    b, k = c.data.batch_size, c.mixing.num_conditions
-    t = int(round(c.data.segment_seconds * c.data.sample_rate))
-    it = pipeline.make_train_iterator(
-        sources.make_source(c, "train"),
-        batch_size=b,
-        num_conditions=k,
-        segment_samples=t,
-        seed=c.seed,
-    )
-    model = model_from_config(c)
-    params = model.init(jax.random.PRNGKey(1), jnp.zeros((1, k, t)))["params"]
+    b = c.data.batch_size
+    # The training program's model and data; the optimizer and update stay the probe's own
+    # (constant-rate Adam, so early learning speed compares across objectives).
+    # One device: the probe runs its own jitted update, not program.dp's step.
+    program = setup.build(c, devices=jax.local_devices()[:1])
+    model, it = program.model, program.iterator
+    params = model.init(jax.random.PRNGKey(1), jnp.zeros(program.example_shape))["params"]
     tx = optax.chain(optax.clip_by_global_norm(5.0), optax.adam(1e-3))
     opt = tx.init(params)
     objective = OBJECTIVES[c.method]
@@ -83,4 +81,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(errors.run_main(main, debug=errors.debug_requested()))

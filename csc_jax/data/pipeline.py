@@ -216,34 +216,10 @@ def make_train_dataset(
     return iter_ds
 
 
-def make_train_iterator(
-    source: AudioSource,
-    *,
-    batch_size: int,
-    num_conditions: int,
-    segment_samples: int,
-    seed: int,
-    shard_index: int = 0,
-    shard_count: int = 1,
-    num_workers: int = 0,
-    read_threads: int = 2,
-    prefetch_batches: int = 4,
-) -> grain.DatasetIterator:
-    """``iter(make_train_dataset(...))``: has get_state() / set_state() for checkpointing."""
-    return iter(
-        make_train_dataset(
-            source,
-            batch_size=batch_size,
-            num_conditions=num_conditions,
-            segment_samples=segment_samples,
-            seed=seed,
-            shard_index=shard_index,
-            shard_count=shard_count,
-            num_workers=num_workers,
-            read_threads=read_threads,
-            prefetch_batches=prefetch_batches,
-        )
-    )
+def make_train_iterator(source: AudioSource, **kwargs: Any) -> grain.DatasetIterator:
+    """``iter(make_train_dataset(source, **kwargs))`` (same keyword arguments): an iterator
+    with get_state() / set_state() for checkpointing."""
+    return iter(make_train_dataset(source, **kwargs))
 
 
 def iterator_state_to_json(state: dict[str, Any] | bytes) -> str:
