@@ -8,6 +8,8 @@ parameters.
 
 from __future__ import annotations
 
+import time
+
 import jax
 
 from csc_jax.evaluation import validation, verification
@@ -15,11 +17,16 @@ from csc_jax.models import model_from_config
 from csc_jax.training import loop, metric_log
 
 
-def train_and_evaluate(config, workdir: str, *, allow_config_change: tuple[str, ...] = ()):
+def train_and_evaluate(
+    config, workdir: str, *, allow_config_change: tuple[str, ...] = (), timings: dict | None = None
+):
     """Train (or resume) with the validation EER, plot the curves, then evaluate.
 
+    ``timings`` (optional) receives 'train_seconds' and 'eval_seconds' (wall time).
     Returns the protocol's results dict (process 0 with ``train.eval_at_end``), else None.
     """
+    timings = {} if timings is None else timings
+    t0 = time.time()
     evaluators = []
 
     def check_data():
@@ -37,9 +44,14 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: tuple[str, 
         check_data=check_data,
         evaluators=evaluators,
     )
+    timings["train_seconds"] = time.time() - t0
+    timings["eval_seconds"] = 0.0
     if jax.process_index() != 0:
         return None
     metric_log.plot_training_curves(workdir)
-    if config.train.eval_at_end:
-        return verification.evaluate_workdir(config, workdir, model=model, params=state.params)
-    return None
+    if not config.train.eval_at_end:
+        return None
+    t1 = time.time()
+    results = verification.evaluate_workdir(config, workdir, model=model, params=state.params)
+    timings["eval_seconds"] = time.time() - t1
+    return results
