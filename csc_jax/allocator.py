@@ -1,58 +1,103 @@
-"""Host memory allocator settings for XLA:CPU, applied before JAX starts.
+"""Host memory allocator for XLA:CPU, chosen before JAX starts.
 
-XLA:CPU allocates the step's temporaries (hundreds of MB) with ``malloc`` and frees them when
-the step ends. glibc's defaults serve such blocks with ``mmap`` and return them with
-``munmap``, so every step maps, page-faults and zeroes them afresh: about half of a CPU
-training step was kernel time (docs/performance.md). :func:`ensure` sets glibc's malloc
-tunables so that large blocks come from the heap and stay there, then re-executes the
-program once so the C library reads them at start-up (tunables are only read then).
+XLA:CPU allocates a training step's temporaries (gigabytes per step at the demo's shapes)
+with ``malloc`` and frees them when the step ends. glibc's defaults serve such blocks with
+``mmap`` and return them with ``munmap``, so every step maps, page-faults and zeroes them
+afresh: about half of a CPU training step was kernel time (docs/performance.md has the
+measurements). :func:`ensure` re-executes the program once with one of:
 
-Users need nothing installed or set: train.py, eval.py, benchmark.py, the scripts and the
-test suite call :func:`ensure` first. ``CSC_JAX_ALLOCATOR=system`` opts out. On a platform
-other than Linux/glibc nothing is changed. The settings only concern host ``malloc``; GPU
-and TPU memory are managed by their own allocators.
+* ``mimalloc`` (default where available): mimalloc, from the ``cmeel-mimalloc`` wheel that
+  pip installs with csc-jax on Linux, preloaded (``LD_PRELOAD``) with ``MIMALLOC_PURGE_DELAY=-1``:
+  freed memory stays mapped and is reused, so the step stops faulting;
+* ``glibc``: glibc's own malloc with ``glibc.malloc.hugetlb=1`` (glibc >= 2.35): the mapped
+  blocks use transparent huge pages, 512x fewer page faults (the kernel still zeroes them).
+
+Users need nothing installed or set by hand: train.py, eval.py, benchmark.py, the scripts and
+the test suite call :func:`ensure` first (``python -m csc_jax.allocator CMD`` runs any
+command with the settings). ``CSC_JAX_ALLOCATOR=mimalloc|glibc|system`` chooses explicitly
+(``system``: leave the process alone). The default is ``glibc`` wherever an accelerator
+plugin for JAX (jax-cuda*/libtpu) is installed: on a GPU or TPU host the accelerator has its
+own allocator, and nothing is preloaded into a process that talks to its driver.
 """
 
 from __future__ import annotations
 
+import glob
+import importlib.util
 import os
 import platform
 import sys
 
-ENV_CHOICE = "CSC_JAX_ALLOCATOR"  # 'tuned' (default) | 'system'
+ENV_CHOICE = "CSC_JAX_ALLOCATOR"  # 'auto' (default) | 'mimalloc' | 'glibc' | 'system'
 _APPLIED = "CSC_JAX_ALLOCATOR_APPLIED"  # set before the re-exec, so it happens once
-
-# glibc.malloc.* tunables (glibc >= 2.26; hugetlb >= 2.35; unknown ones are ignored):
-#   mmap_max=0          never serve a block with mmap: large blocks come from the heap,
-#   trim_threshold=64G  and freed heap memory is not returned to the kernel (no re-faulting),
-#   arena_max=1         one heap (XLA frees on other threads than it allocates),
-#   hugetlb=1           back the heap with transparent huge pages (512x fewer page faults).
-TUNABLES = (
-    "glibc.malloc.mmap_max=0",
-    "glibc.malloc.trim_threshold=68719476736",
-    "glibc.malloc.arena_max=1",
-    "glibc.malloc.hugetlb=1",
-)
+GLIBC_TUNABLE = "glibc.malloc.hugetlb=1"
+MIMALLOC_ENV = {"MIMALLOC_PURGE_DELAY": "-1"}  # never return freed memory to the kernel
+_ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "libtpu")
 
 
 def _glibc() -> bool:
     return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 
+def mimalloc_library() -> str | None:
+    """Path of the libmimalloc shared library of the installed cmeel-mimalloc wheel, or None."""
+    for root in sys.path:
+        if not root or not os.path.isdir(root):
+            continue
+        hits = sorted(glob.glob(os.path.join(root, "cmeel.prefix", "lib", "libmimalloc.so.*")))
+        if hits:
+            return hits[0]
+    return None
+
+
+def _accelerator_plugin() -> bool:
+    """Whether a JAX GPU/TPU plugin is installed (checked without importing it)."""
+    for name in _ACCELERATOR_PLUGINS:
+        try:
+            if importlib.util.find_spec(name) is not None:
+                return True
+        except (ImportError, ValueError):
+            continue
+    return False
+
+
+def choice() -> str:
+    """The allocator this process should run with: 'mimalloc', 'glibc' or 'system'."""
+    wanted = os.environ.get(ENV_CHOICE, "auto")
+    if wanted == "system" or not _glibc():
+        return "system"
+    if wanted == "glibc":
+        return "glibc"
+    if wanted not in ("auto", "mimalloc"):
+        return "system"  # an unknown value must not break the program: say so in describe()
+    if mimalloc_library() and (wanted == "mimalloc" or not _accelerator_plugin()):
+        return "mimalloc"
+    return "glibc"
+
+
 def wanted_environment() -> dict[str, str]:
-    """The environment variables the tuned allocator needs ({} when nothing applies)."""
-    if os.environ.get(ENV_CHOICE, "tuned") == "system" or not _glibc():
-        return {}
-    current = [t for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if t]
-    names = {t.split("=", 1)[0] for t in current}
-    # A user's own setting of a tunable wins; ours fill in the rest.
-    merged = current + [t for t in TUNABLES if t.split("=", 1)[0] not in names]
-    return {"GLIBC_TUNABLES": ":".join(merged)}
+    """The environment variables of :func:`choice` ({} for 'system')."""
+    kind = choice()
+    if kind == "mimalloc":
+        lib = mimalloc_library()
+        preload = [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p and p != lib]
+        return {"LD_PRELOAD": ":".join([lib, *preload]), **MIMALLOC_ENV}
+    if kind == "glibc":
+        current = [t for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if t]
+        if any(t.split("=", 1)[0] == GLIBC_TUNABLE.split("=")[0] for t in current):
+            return {"GLIBC_TUNABLES": ":".join(current)}  # the user's own value wins
+        return {"GLIBC_TUNABLES": ":".join([*current, GLIBC_TUNABLE])}
+    return {}
 
 
 def in_force() -> bool:
-    """Whether this process started with the tuned settings (or they do not apply)."""
+    """Whether this process started with the wanted settings (or they do not apply)."""
     want = wanted_environment()
+    if "LD_PRELOAD" in want:
+        lib = want["LD_PRELOAD"].split(":")[0]
+        return lib in os.environ.get("LD_PRELOAD", "").split(":") and all(
+            os.environ.get(k) == v for k, v in MIMALLOC_ENV.items()
+        )
     return all(os.environ.get(k) == v for k, v in want.items())
 
 
@@ -86,15 +131,26 @@ def set_for_children() -> None:
     os.environ.update(wanted_environment())
 
 
-def heap_serves_large_blocks(size: int = 64 << 20) -> bool | None:
-    """Whether a ``size``-byte ``malloc`` of this process lands in the ``[heap]`` mapping.
+def verify() -> bool | None:
+    """Whether the settings are in effect in this process, read from its own memory map.
 
-    The observable effect of the tuned settings (glibc's defaults serve such a block with a
-    separate ``mmap``): allocates and frees one block through the C library and looks the
-    address up in /proc/self/maps. None where that cannot be checked (not Linux/glibc).
+    mimalloc: its library is mapped (/proc/self/maps). glibc: a freshly touched 64 MiB
+    ``malloc`` block is backed by transparent huge pages (AnonHugePages in /proc/self/smaps;
+    False where the kernel has THP disabled). None for 'system' or where it cannot be read.
     """
-    if not _glibc():
+    kind = choice()
+    if kind == "system":
         return None
+    try:
+        if kind == "mimalloc":
+            with open("/proc/self/maps") as f:
+                return any("libmimalloc" in line for line in f)
+        return _block_uses_huge_pages()
+    except OSError:
+        return None
+
+
+def _block_uses_huge_pages(size: int = 64 << 20) -> bool:
     import ctypes
 
     libc = ctypes.CDLL(None)
@@ -103,27 +159,33 @@ def heap_serves_large_blocks(size: int = 64 << 20) -> bool | None:
     libc.free.argtypes = [ctypes.c_void_p]
     ptr = libc.malloc(size)
     if not ptr:
-        return None
+        return False
     try:
-        with open("/proc/self/maps") as f:
+        ctypes.memset(ptr, 1, size)  # fault the pages in
+        with open("/proc/self/smaps") as f:
+            inside = False
             for line in f:
-                fields = line.split()
-                lo, hi = (int(x, 16) for x in fields[0].split("-"))
-                if lo <= ptr < hi:
-                    return len(fields) >= 6 and fields[5] == "[heap]"
+                head = line.split()
+                if head and "-" in head[0] and len(head[0]) > 8 and ":" not in head[0]:
+                    lo, hi = (int(x, 16) for x in head[0].split("-"))
+                    inside = lo <= ptr < hi
+                elif inside and line.startswith("AnonHugePages:"):
+                    return int(line.split()[1]) > 0
     finally:
         libc.free(ptr)
     return False
 
 
 def describe() -> str:
-    """A short description of the allocator settings of this process, for reports."""
-    if not _glibc():
-        return "system (not glibc)"
-    if os.environ.get(ENV_CHOICE) == "system":
-        return "system (CSC_JAX_ALLOCATOR=system)"
+    """A short description of this process's allocator settings, for reports."""
+    kind = choice()
+    if kind == "system":
+        why = "not glibc" if not _glibc() else f"{ENV_CHOICE}={os.environ.get(ENV_CHOICE)}"
+        return f"system ({why})"
     state = "in force" if in_force() else "NOT in force"
-    return f"glibc tuned ({state}): GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')}"
+    if kind == "mimalloc":
+        return f"mimalloc ({state}): {mimalloc_library()}, MIMALLOC_PURGE_DELAY=-1"
+    return f"glibc ({state}): GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')}"
 
 
 def _main(argv: list[str]) -> int:

@@ -1,7 +1,6 @@
 """The host allocator settings reach every training process (csc_jax/allocator.py)."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -11,24 +10,33 @@ from _train_worker import REPO, subprocess_env, tiny_cli_flags
 from csc_jax import allocator
 
 linux_glibc = pytest.mark.skipif(
-    allocator.wanted_environment() == {} and os.environ.get(allocator.ENV_CHOICE) != "system",
-    reason="the tuned settings apply to Linux/glibc only",
+    not (sys.platform.startswith("linux") and allocator._glibc()),
+    reason="the allocator settings apply to Linux/glibc only",
 )
+CHECK = "from csc_jax import allocator; allocator.ensure(); print(allocator.verify())"
 
 
-def _clean_env() -> dict:
+def _clean_env(**extra) -> dict:
     """A child environment without the settings, as a user's shell would have."""
     env = subprocess_env()
-    for key in ("GLIBC_TUNABLES", allocator.ENV_CHOICE, "CSC_JAX_ALLOCATOR_APPLIED"):
+    for key in ("GLIBC_TUNABLES", "LD_PRELOAD", allocator.ENV_CHOICE, allocator._APPLIED):
         env.pop(key, None)
+    for key in allocator.MIMALLOC_ENV:
+        env.pop(key, None)
+    env.update(extra)
     return env
 
 
+def _python(code: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    )
+
+
 @linux_glibc
-def test_train_py_starts_with_the_tuned_allocator(shared_cache, tmp_path):
+def test_train_py_runs_with_the_allocator_mapped(shared_cache, tmp_path):
     """train.py, started from an environment without the settings, re-executes itself with
-    them: in the training process a 64 MiB malloc is served from the [heap] mapping (with
-    glibc's defaults it gets its own mmap), recorded in run_info.json."""
+    them; the training process verifies them in its own memory map (run_info.json)."""
     workdir = tmp_path / "run"
     flags = tiny_cli_flags(shared_cache, **{"train.steps": 1})
     proc = subprocess.run(
@@ -41,34 +49,36 @@ def test_train_py_starts_with_the_tuned_allocator(shared_cache, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads((workdir / "run_info.json").read_text())
-    assert info["allocator_heap_serves_large_blocks"] is True, info
-    assert "in force" in info["allocator"] and "NOT" not in info["allocator"]
+    assert info["allocator_verified"] is True, info
+    expected = "mimalloc" if allocator.mimalloc_library() else "glibc"
+    assert info["allocator"].startswith(f"{expected} (in force)"), info["allocator"]
 
 
 @linux_glibc
-def test_system_allocator_opt_out_is_visible_in_the_process_map():
-    """The check can fail: with CSC_JAX_ALLOCATOR=system a large block gets its own mmap."""
-    code = "from csc_jax import allocator; allocator.ensure(); "
-    code += "print(allocator.heap_serves_large_blocks())"
-    env = _clean_env()
-    tuned = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
-    )
-    env[allocator.ENV_CHOICE] = "system"
-    system = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
-    )
+@pytest.mark.skipif(allocator.mimalloc_library() is None, reason="cmeel-mimalloc not installed")
+def test_mimalloc_is_mapped_and_the_opt_out_is_not():
+    """The check can fail: with CSC_JAX_ALLOCATOR=system nothing is preloaded."""
+    tuned = _python(CHECK, _clean_env())
     assert tuned.stdout.split() == ["True"], tuned.stderr
-    assert system.stdout.split() == ["False"], system.stderr
+    maps_code = "print(any('libmimalloc' in l for l in open('/proc/self/maps')))"
+    off = _python(
+        CHECK.replace("print(allocator.verify())", maps_code),
+        _clean_env(**{allocator.ENV_CHOICE: "system"}),
+    )
+    assert off.stdout.split() == ["False"], off.stderr
 
 
-def test_user_tunables_are_kept(monkeypatch):
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=4:glibc.foo=1")
-    monkeypatch.delenv(allocator.ENV_CHOICE, raising=False)
-    want = allocator.wanted_environment()
-    if not want:
-        pytest.skip("not Linux/glibc")
-    parts = want["GLIBC_TUNABLES"].split(":")
-    assert parts[:2] == ["glibc.malloc.arena_max=4", "glibc.foo=1"]  # the user's win
-    assert "glibc.malloc.arena_max=1" not in parts
-    assert "glibc.malloc.mmap_max=0" in parts
+@linux_glibc
+def test_glibc_choice_sets_the_tunable_and_keeps_the_users():
+    proc = _python(
+        "from csc_jax import allocator; allocator.ensure(); import os; "
+        "print(os.environ['GLIBC_TUNABLES']); print(allocator.describe())",
+        _clean_env(**{allocator.ENV_CHOICE: "glibc", "GLIBC_TUNABLES": "glibc.foo=1"}),
+    )
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"glibc.foo=1:{allocator.GLIBC_TUNABLE}", proc.stderr
+    assert lines[1].startswith("glibc (in force)")
+    # The user's own hugetlb value wins.
+    env = _clean_env(**{allocator.ENV_CHOICE: "glibc", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
+    proc = _python("from csc_jax import allocator; print(allocator.wanted_environment())", env)
+    assert "'GLIBC_TUNABLES': 'glibc.malloc.hugetlb=0'" in proc.stdout

@@ -9,6 +9,7 @@ as well as matmuls. Utilisation is reported against the dense peak of known acce
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -83,23 +84,50 @@ def timed_steps(
     return state, times
 
 
+def cpu_usage() -> dict[str, float]:
+    """This process's CPU seconds (user, kernel) and minor page faults so far (all threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return {"user_s": r.ru_utime, "kernel_s": r.ru_stime, "minor_faults": float(r.ru_minflt)}
+
+
+def cpu_per_step(before: dict[str, float], after: dict[str, float], steps: int) -> dict:
+    """User and kernel CPU seconds and minor faults per step between two :func:`cpu_usage`
+    readings, and the kernel's share of the CPU time (what the allocator settings cut)."""
+    d = {k: (after[k] - before[k]) / max(steps, 1) for k in before}
+    total = d["user_s"] + d["kernel_s"]
+    return {
+        "user_s_per_step": d["user_s"],
+        "kernel_s_per_step": d["kernel_s"],
+        "kernel_fraction": d["kernel_s"] / total if total > 0 else float("nan"),
+        "minor_faults_per_step": d["minor_faults"],
+    }
+
+
 class StepTimer:
     """A compiled step, its current state and its batch source; re-timeable.
 
     ``time(steps, warmup)`` continues from the state the previous call left, so several
-    measurements can alternate on one machine (same load) without compiling again.
+    measurements can alternate on one machine (same load) without compiling again; ``cpu``
+    holds the CPU accounting (:func:`cpu_per_step`) of the last timed steps.
     """
 
     def __init__(self, compiled: Any, state: Any, next_batch: Callable[[], Any]):
         self.compiled = compiled
         self.state = state
         self.next_batch = next_batch
+        self.cpu: dict = {}
 
     def time(self, steps: int, warmup: int) -> list[float]:
         """Wall times in seconds of ``steps`` steps after ``warmup`` untimed ones."""
+        if warmup:
+            self.state, _ = timed_steps(
+                self.compiled, self.state, self.next_batch, steps=0, warmup=warmup
+            )
+        before = cpu_usage()
         self.state, times = timed_steps(
-            self.compiled, self.state, self.next_batch, steps=steps, warmup=warmup
+            self.compiled, self.state, self.next_batch, steps=steps, warmup=0
         )
+        self.cpu = cpu_per_step(before, cpu_usage(), steps)
         return times
 
 

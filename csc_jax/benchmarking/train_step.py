@@ -161,6 +161,7 @@ def bench_train_step(
         ),
         "compile": compile_times,
         "step_time_s": stats,
+        "cpu": timer.cpu,
         "flops_per_step_per_device": flops,
         "flops_per_step": None if flops is None else flops * len(devices),
         "throughput": throughput(

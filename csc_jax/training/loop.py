@@ -96,7 +96,7 @@ def _write_run_info(workdir: str) -> None:
     if jax.process_index() != 0:
         return
     info = dict(machine_info(), started=time.strftime("%Y-%m-%d %H:%M:%S"))
-    info["allocator_heap_serves_large_blocks"] = allocator.heap_serves_large_blocks()
+    info["allocator_verified"] = allocator.verify()
     atomic_write_json(os.path.join(workdir, "run_info.json"), info)
 
 
