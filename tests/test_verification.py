@@ -12,7 +12,7 @@ from conftest import make_tiny_config
 from csc_jax import metrics
 from csc_jax.data import sources
 from csc_jax.evaluation import verification
-from csc_jax.evaluation.embedders import MfccStatsEmbedder, mel_filterbank
+from csc_jax.evaluation.reference_embedders import MfccStatsEmbedder, mel_filterbank
 from csc_jax.evaluation.report import load_scores
 
 

@@ -1,11 +1,11 @@
-"""The hand-crafted speaker embedder of the verification protocol.
+"""Hand-crafted speaker embedders: the references the trained model is compared with.
 
-* :class:`LogMelEmbedder`: the reference system, mean and standard deviation of 40 log-mel
-  bands, centred with training-set statistics (never test statistics), cosine scored.
+* :class:`LogMelEmbedder`: mean and standard deviation of 40 log-mel bands, centred with
+  training-set statistics (never test statistics), cosine scored;
+* :class:`MfccStatsEmbedder`: mean log-mel + MFCC standard deviation over voiced frames, CMN,
+  z-scored with training-set statistics, cosine scored.
 
-The trained model is run by ``csc_jax.inference.batched.BatchedModel`` (the jitted wrapper
-inference uses too): ``embed`` gives the K=1 global speaker vector (L2-normalised),
-``extract`` the target stream conditioned on an enrollment vector.
+Both are numpy (no JAX). The trained model is run by ``csc_jax.inference.batched.BatchedModel``.
 """
 
 from __future__ import annotations
