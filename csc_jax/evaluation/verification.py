@@ -34,9 +34,9 @@ from csc_jax.config import samples
 from csc_jax.data import sources
 from csc_jax.data import trials as trials_lib
 from csc_jax.evaluation import conditions as cond_lib
-from csc_jax.evaluation.reference_embedders import LogMelEmbedder, MfccStatsEmbedder
 from csc_jax.evaluation.eval_set import EvalSet
 from csc_jax.evaluation.noise import NoiseFolder
+from csc_jax.evaluation.reference_embedders import LogMelEmbedder, MfccStatsEmbedder
 from csc_jax.evaluation.report import format_table, write_reports
 from csc_jax.inference.batched import BatchedModel
 from csc_jax.training import checkpointing
