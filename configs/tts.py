@@ -1,4 +1,4 @@
-"""CSC on the local corpus of real recorded MBROLA voices (docs/tts_corpus.md), 8 kHz.
+"""CSC on the local corpus of recorded MBROLA voices (docs/tts_corpus.md), at 8 kHz.
 
 Build the corpus once (Debian packages, then about 20 s of synthesis):
 
@@ -8,11 +8,9 @@ Build the corpus once (Debian packages, then about 20 s of synthesis):
 Command:
   python train.py --config configs/tts.py --workdir runs/tts
 
-Everything but the data is the CPU demo's config (configs/default.py): 16 training voices
-(960 utterances, 0.9 h), evaluated on the 4 held-out voices' trial list (400 of its 960 trials,
-half target) under the same noise and interfering-speaker conditions.
-
-Measured cost and result: README "Results" (the TTS-corpus table).
+Everything but the data is the CPU demo's config (configs/default.py): the training voices,
+evaluated on the held-out voices' trial list under the same noise and interfering-speaker
+conditions. Measured results: docs/results_tts.md.
 """
 
 from csc_jax.config import base_config
