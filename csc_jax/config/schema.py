@@ -102,6 +102,9 @@ def base_config() -> ml_collections.ConfigDict:
     # passes too; True treats their vectors as fixed targets (stop_gradient on the parameters
     # of those passes), which measured 2.2x faster per CPU step (docs/performance.md).
     c.loss.stop_gradient_components = False
+    # 'components' only: embed the components of the first this many of the K conditions
+    # (0 = all): every condition's global vector is still contrasted with each of them.
+    c.loss.component_conditions = 0
 
     # ---------------------------------------------------------------- optimisation
     c.optim = ml_collections.ConfigDict()
@@ -300,6 +303,11 @@ def validate_config(config, num_devices: int | None = None) -> None:
         "must be 'components', 'oracle' or 'mask'",
     )
     need(flat["optim.learning_rate"] > 0, "optim.learning_rate", "must be > 0")
+    need(
+        0 <= flat["loss.component_conditions"] <= flat["mixing.num_conditions"],
+        "loss.component_conditions",
+        "must be in [0, mixing.num_conditions] (0 = all conditions)",
+    )
     if num_devices is not None:
         need(
             flat["data.batch_size"] % num_devices == 0,

@@ -58,6 +58,16 @@ VARIANTS: tuple[Variant, ...] = (
         "csc-K1", {"mixing.num_conditions": 1}, "CSC with one interfering condition per target"
     ),
     Variant("csc-sep0.1", {"loss.lambda_sep": 0.1}, "CSC with the separation loss weighted 0.1"),
+    Variant(
+        "csc-sgcomp",
+        {"loss.stop_gradient_components": True},
+        "cheaper CSC: the component passes are fixed targets (no gradient through them)",
+    ),
+    Variant(
+        "csc-comp1",
+        {"loss.component_conditions": 1},
+        "cheaper CSC: components of one of the K conditions embedded (a third of the passes)",
+    ),
 )
 
 
