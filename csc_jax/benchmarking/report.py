@@ -253,6 +253,11 @@ def _peak_line(roofline: dict[str, Any]) -> str:
     stream = roofline["stream"]
     peaks = "; ".join(
         f"{d} {p['gflop_per_s']:.1f} GFLOP/s (n={p['n']})"
+        + (
+            f", {p['gflop_per_cpu_s']:.1f} GFLOP per CPU second (n={p['n_cpu']})"
+            if p.get("gflop_per_cpu_s")
+            else ""
+        )
         for d, p in roofline["matmul_peak"].items()
     )
     ridge = ", ".join(
@@ -269,8 +274,8 @@ def _peak_line(roofline: dict[str, Any]) -> str:
 def _roofline(roofline: dict[str, Any], env: dict[str, Any]) -> list[str]:
     """The machine's roofline (``roofline.measure_roofline``): one row per probe."""
     header = (
-        "roofline probe", "size", "dtype", "median ms (min-max)", "rate", "user ms/call",
-        "kernel ms/call", "kernel %", "minor faults/call",
+        "roofline probe", "size", "dtype", "median ms (min-max)", "rate", "rate per CPU s",
+        "user ms/call", "kernel ms/call", "kernel %", "minor faults/call",
     )  # fmt: skip
     rows = [
         [
@@ -279,11 +284,13 @@ def _roofline(roofline: dict[str, Any], env: dict[str, Any]) -> list[str]:
             r["dtype"],
             _ms_range(r["step_time_s"], digits=2),
             f"{r['gflop_per_s']:.1f} GFLOP/s",
+            f"{_fmt(r.get('gflop_per_cpu_s'))} GFLOP",
             *_cpu_cells(r["cpu"]),
         ]
         for r in roofline["matmul"]
     ]
     s = roofline["stream"]
+    cpu_s = s["cpu"]["user_s_per_step"] + s["cpu"]["kernel_s_per_step"]
     rows.append(
         [
             "stream: y <- a x + y in place",
@@ -291,6 +298,7 @@ def _roofline(roofline: dict[str, Any], env: dict[str, Any]) -> list[str]:
             "float32",
             _ms_range(s["step_time_s"], digits=2),
             f"{s['gb_per_s']:.1f} GB/s",
+            f"{s['bytes_per_call'] / cpu_s / 1e9:.1f} GB" if cpu_s > 0 else "n/a",
             *_cpu_cells(s["cpu"]),
         ]
     )
@@ -322,7 +330,8 @@ def _against_roofline(results: list[dict[str, Any]], roofline: dict | None) -> l
     """Every measured step: achieved FLOP/s against the matmul peak, and its CPU accounting."""
     header = (
         "measurement", "dtype", "median ms (min-max)", "GFLOP/step", "GFLOP/s",
-        "% of matmul peak", "user ms/step", "kernel ms/step", "kernel %", "minor faults/step",
+        "% of matmul peak", "GFLOP per CPU s", "% of matmul per CPU s", "user ms/step",
+        "kernel ms/step", "kernel %", "minor faults/step",
     )  # fmt: skip
     rows = []
     for r in results:
@@ -335,6 +344,8 @@ def _against_roofline(results: list[dict[str, Any]], roofline: dict | None) -> l
                 _fmt(r.get("flops_per_step"), 1e-9),
                 _fmt(ap["achieved_gflop_per_s"]),
                 _fmt(ap["fraction_of_matmul_peak"], 100),
+                _fmt(ap["achieved_gflop_per_cpu_s"]),
+                _fmt(ap["fraction_of_matmul_cpu_rate"], 100),
                 *_cpu_cells(r.get("cpu")),
             ]
         )
@@ -342,8 +353,10 @@ def _against_roofline(results: list[dict[str, Any]], roofline: dict | None) -> l
         "GFLOP/step: XLA cost analysis of the compiled step (elementwise work included); "
         "% of matmul peak: its GFLOP/s over the roofline's matmul peak of the same dtype"
         + ("" if roofline else " (not measured in this run: n/a)")
-        + "; CPU times and minor page faults are this process's (all threads) per timed "
-        "step (n/a: not recorded)."
+        + "; per CPU s: GFLOP over the process's user + kernel CPU seconds, against the "
+        "matmul's best such rate (what the cores did while they ran; less sensitive to the "
+        "load of a shared machine than the wall-clock rate); CPU times and minor page faults "
+        "are this process's (all threads) per timed step (n/a: not recorded)."
     )
     return [markdown_table(header, rows), "", note, ""]
 
