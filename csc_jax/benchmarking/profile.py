@@ -346,22 +346,19 @@ def _exclusive_ms(events: list[dict[str, Any]]) -> list[tuple[str, float]]:
 
 
 def _read_trace(trace_dir: str, module: str) -> list[dict[str, Any]]:
-    """The XLA op events of the newest trace in ``trace_dir`` that belong to ``module``."""
+    """The XLA op events of the newest trace in ``trace_dir`` that belong to ``module`` (all
+    of them when none names it: a renamed module must not empty the breakdown)."""
     files = sorted(
         glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True),
         key=os.path.getmtime,
     )
     with gzip.open(files[-1]) as f:
         events = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
-    ops = []
-    for e in events:
-        args = e.get("args") or {}
-        if "hlo_op" in args:
-            if args.get("hlo_module", module) == module:
-                ops.append(e)
-        elif _XLA_OP_NAME.match(e.get("name", "")):
-            ops.append(e)
-    return ops
+    named = [e for e in events if "hlo_op" in (e.get("args") or {})]
+    if not named:  # older traces: ops are known by their names alone
+        return [e for e in events if _XLA_OP_NAME.match(e.get("name", ""))]
+    ours = [e for e in named if e["args"].get("hlo_module", module) == module]
+    return ours or named
 
 
 def _table(d: dict[str, float], total: float) -> list[list]:
@@ -389,7 +386,10 @@ def profile_breakdown(timer: StepTimer, *, steps: int, trace_dir: str) -> dict[s
       the trace cannot be read (its format is not a stable API).
     """
     text = timer.compiled.as_text()
-    ops = hlo_ops(text)
+    try:
+        ops = hlo_ops(text)
+    except (ValueError, KeyError, IndexError, RecursionError):  # the text is no stable API
+        ops = {}  # every op then counts as '(no metadata)' / 'other'
     module = text.split(None, 2)[1].rstrip(",") if text.startswith("HloModule") else ""
     os.makedirs(trace_dir, exist_ok=True)
     t0 = time.perf_counter()
