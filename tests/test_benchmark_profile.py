@@ -110,6 +110,7 @@ def test_hlo_ops_reads_matmul_flops_and_stacks():
     ops = hlo_ops(jax.jit(project).lower(a, b).compile().as_text())
     heaviest = max(ops.values(), key=lambda op: op.matmul_flops)
     assert heaviest.matmul_flops == 2 * 8 * 16 * 4
+    assert heaviest.bytes == 4 * (8 * 16 + 16 * 4 + 8 * 4)  # float32 operands and output
     assert "dot_general" in heaviest.op_name and heaviest.files[0] == __file__
     assert op_family(heaviest.op_name, heaviest.files) == "other"  # neither model nor known file
 
@@ -144,9 +145,11 @@ def test_op_families_of_a_traced_backbone_step(tmp_path):
     prof = profile_breakdown(timer, steps=2, trace_dir=str(tmp_path / "trace"))
     assert "error" not in prof, prof
     assert [row[0] for row in prof["by_family"]] == list(FAMILIES)
-    by = {family: (ms, share, gflop) for family, ms, share, gflop in prof["by_family"]}
-    assert sum(ms for ms, _, _ in by.values()) == pytest.approx(prof["op_ms_per_step"])
-    assert sum(share for _, share, _ in by.values()) == pytest.approx(1.0)
+    by = {family: (ms, share, gflop, gb) for family, ms, share, gflop, gb in prof["by_family"]}
+    assert sum(v[0] for v in by.values()) == pytest.approx(prof["op_ms_per_step"])
+    assert sum(v[1] for v in by.values()) == pytest.approx(1.0)
+    assert sum(v[3] for v in by.values()) == pytest.approx(prof["gb_moved_per_step"])
+    assert by["gLN"][3] > 0 and by["depthwise conv"][3] > 0  # memory-bound families move data
     assert sum(row[1] for row in prof["by_layer"]) == pytest.approx(prof["op_ms_per_step"])
     for family in ("1x1 Dense", "depthwise conv", "gLN", "PReLU", "framing / overlap-add",
                    "loss", "optimizer"):  # fmt: skip
@@ -154,7 +157,7 @@ def test_op_families_of_a_traced_backbone_step(tmp_path):
     assert by["attention"][0] == by["mixing"][0] == 0  # the backbone has neither
     assert by["1x1 Dense"][2] > 0 and by["framing / overlap-add"][2] > 0
     assert by["gLN"][2] == by["depthwise conv"][2] == 0  # no dots there
-    for name, family, op_name, ms, _ in prof["top_ops"]:
+    for name, family, op_name, ms, _, _ in prof["top_ops"]:
         assert ms >= 0 and family in FAMILIES and name
         if "DepthwiseConv1D" in op_name:
             assert family == "depthwise conv", op_name

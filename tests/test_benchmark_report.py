@@ -110,11 +110,14 @@ def test_roofline_against_peak_and_op_family_tables():
             cpu=cpu,  # recorded for train, pipeline and backbone steps
         )
     )
-    families = [[f, 0.0, 0.0, 0.0] for f in FAMILIES]
-    families[0] = ["1x1 Dense", 6.0, 0.6, 0.24]
-    families[-1] = ["other", 4.0, 0.4, 0.0]
+    families = [[f, 0.0, 0.0, 0.0, 0.0] for f in FAMILIES]
+    families[0] = ["1x1 Dense", 6.0, 0.6, 0.24, 0.03]
+    families[-1] = ["other", 4.0, 0.4, 0.0, 0.04]
     report["profiles"]["backbone_demo"].update(
-        by_family=families, matmul_gflop_per_step=0.24, timed_ms_per_step=500.0
+        by_family=families,
+        matmul_gflop_per_step=0.24,
+        gb_moved_per_step=0.07,
+        timed_ms_per_step=500.0,
     )
     lines = rep.markdown(report).splitlines()
     # The roofline first, with the allocator that was in force.
@@ -141,10 +144,11 @@ def test_roofline_against_peak_and_op_family_tables():
         "| loss csc_loss | float32 | 500.0 (400.0-600.0) | 10.0 | 20.0 | 25.0 | 40.0 | 100.0 | "
         "200.0 | 50.0 | 20.0 | 1234 |" in lines
     )
-    # Op families: ms, share, share x the timed 500 ms, matmul GFLOP and rate vs the peak.
-    assert "| 1x1 Dense | 6.0 | 60.0% | 300.0 | 0.24 | 40.0 | 50.0% |" in lines
-    assert "| depthwise conv | 0.0 | 0.0% | 0.0 | 0.00 | n/a | n/a |" in lines
-    assert "| total | 10.0 | 100.0% | 500.0 | 0.24 | 24.0 | 30.0% |" in lines
+    # Op families: ms, share, share x the timed 500 ms, matmul GFLOP and rate vs the peak,
+    # GB moved and rate vs the stream bandwidth (20 GB/s).
+    assert "| 1x1 Dense | 6.0 | 60.0% | 300.0 | 0.24 | 40.0 | 50.0% | 0.03 | 5.0 | 25.0% |" in lines
+    assert "| depthwise conv | 0.0 | 0.0% | 0.0 | 0.00 | n/a | n/a | 0.00 | n/a | n/a |" in lines
+    assert "| total | 10.0 | 100.0% | 500.0 | 0.24 | 24.0 | 30.0% | 0.07 | 7.0 | 35.0% |" in lines
     assert any(line.startswith("Families: 1x1 Dense: ") for line in lines)
     _check_tables(lines, 6)  # roofline, against it, pipeline, losses, per layer, families
 

@@ -38,7 +38,11 @@ _XLA_OP_NAME = re.compile(r"^[a-z][\w\-]*(\.\d+)?$")
 
 # ---------------------------------------------------------------------- the compiled HLO
 _INSTRUCTION = re.compile(r"^\s+(?:ROOT\s+)?%?([\w.\-]+)\s*=\s*(.*)$")
-_ARRAY_SHAPE = re.compile(r"^\w+\[([\d,]*)\]")
+_ARRAY_SHAPE = re.compile(r"^(\w+)\[([\d,]*)\]")
+# Bytes per element of the HLO types that are not 4 bytes wide (f32, s32, u32).
+_ELEMENT_BYTES = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s16": 2, "u16": 2}
+_ELEMENT_BYTES |= {"f64": 8, "s64": 8, "u64": 8, "c64": 8, "c128": 16}
+_OPERANDS = re.compile(r"\s[\w\-]+\(([^)]*)\)")  # the operand list after the opcode
 _DOT = re.compile(r"\sdot\([^%)]*%([\w.\-]+)")  # its lhs operand (with or without a shape)
 _LHS_CONTRACTING = re.compile(r"lhs_contracting_dims=\{([\d,]*)\}")
 _CALLS = re.compile(r"calls=%?([\w.\-]+)")
@@ -61,11 +65,14 @@ class HloOp:
         the HLO has no stack frames).
       matmul_flops: FLOPs of the ``dot`` instructions it executes, fused ones included
         (2 * output elements * contracted size; elementwise work is not counted).
+      bytes: bytes of its array operands and output: what it must at least move (a fusion's
+        intermediates stay in registers or cache; tuples count 0).
     """
 
     op_name: str
     files: tuple[str, ...]
     matmul_flops: float
+    bytes: float = 0.0
 
 
 def _stack_files(hlo_lines: Sequence[str]) -> dict[int, tuple[str, ...]]:
@@ -132,8 +139,12 @@ def hlo_ops(hlo_text: str) -> dict[str, HloOp]:
         shape = _ARRAY_SHAPE.match(rest)
         op_name = _OP_NAME.search(rest)
         frame = _STACK_FRAME.search(rest)
+        dims = [int(d) for d in shape.group(2).split(",") if d] if shape else None
+        operands = _OPERANDS.search(rest)
         info[name] = {
-            "dims": [int(d) for d in shape.group(1).split(",") if d] if shape else None,
+            "dims": dims,
+            "size": 0 if dims is None else math.prod(dims) * _ELEMENT_BYTES.get(shape.group(1), 4),
+            "inputs": _OPERAND.findall(operands.group(1)) if operands else [],
             "dot": _DOT.search(rest),
             "contracting": _LHS_CONTRACTING.search(rest),
             "calls": _CALLS.findall(rest),
@@ -186,7 +197,10 @@ def hlo_ops(hlo_text: str) -> dict[str, HloOp]:
                 op, files, _ = resolve(user)
                 if op:
                     break
-        out[name] = HloOp(op, files, flops)
+        moved = info[name]["size"] + sum(
+            info.get(i, {}).get("size", 0) for i in info[name]["inputs"]
+        )
+        out[name] = HloOp(op, files, flops, float(moved))
     return out
 
 
@@ -380,10 +394,11 @@ def profile_breakdown(timer: StepTimer, *, steps: int, trace_dir: str) -> dict[s
     Returns:
       dict: wall_ms_per_step, op_ms_per_step, dot_share (dots and YNN/XNN matmul fusions),
       by_part / by_layer: lists of [name, ms per step, share]; by_family: one
-      [family, ms per step, share, matmul GFLOP per step] per FAMILIES entry (zeros kept);
-      matmul_gflop_per_step; top_ops: the TOP_OPS heaviest instructions as [HLO name, family,
-      op_name, ms per step, matmul GFLOP per execution]; trace_dir; or {'error': ...} when
-      the trace cannot be read (its format is not a stable API).
+      [family, ms per step, share, matmul GFLOP per step, GB moved per step] per FAMILIES
+      entry (zeros kept; GB: :attr:`HloOp.bytes` of its executed ops); matmul_gflop_per_step,
+      gb_moved_per_step; top_ops: the TOP_OPS heaviest instructions as [HLO name, family,
+      op_name, ms per step, matmul GFLOP and GB moved per execution]; trace_dir; or
+      {'error': ...} when the trace cannot be read (its format is not a stable API).
     """
     text = timer.compiled.as_text()
     try:
@@ -404,6 +419,7 @@ def profile_breakdown(timer: StepTimer, *, steps: int, trace_dir: str) -> dict[s
     by_layer: dict[str, float] = {}
     family_ms = dict.fromkeys(FAMILIES, 0.0)
     family_flops = dict.fromkeys(FAMILIES, 0.0)
+    family_bytes = dict.fromkeys(FAMILIES, 0.0)
     per_op: dict[str, float] = {}
     total = dots = 0.0
     for name, ms in _exclusive_ms(events):
@@ -422,16 +438,24 @@ def profile_breakdown(timer: StepTimer, *, steps: int, trace_dir: str) -> dict[s
         family = op_family(op.op_name, op.files) if op is not None else "other"
         per_op[name] = per_op.get(name, 0.0) + ms
         family_ms[family] += ms
-        family_flops[family] += (op.matmul_flops if op is not None else 0.0) / steps
+        if op is not None:
+            family_flops[family] += op.matmul_flops / steps
+            family_bytes[family] += op.bytes / steps
     by_family = [
-        [f, family_ms[f], family_ms[f] / total if total else 0.0, family_flops[f] / 1e9]
+        [
+            f,
+            family_ms[f],
+            family_ms[f] / total if total else 0.0,
+            family_flops[f] / 1e9,
+            family_bytes[f] / 1e9,
+        ]
         for f in FAMILIES
     ]
     top_ops = []
     for name, ms in sorted(per_op.items(), key=lambda kv: -kv[1])[:TOP_OPS]:
         op = ops.get(name, HloOp("", (), 0.0))
         family = op_family(op.op_name, op.files)
-        top_ops.append([name, family, op.op_name, ms, op.matmul_flops / 1e9])
+        top_ops.append([name, family, op.op_name, ms, op.matmul_flops / 1e9, op.bytes / 1e9])
     return {
         "wall_ms_per_step": wall * 1e3 / steps,
         "op_ms_per_step": total,
@@ -440,6 +464,7 @@ def profile_breakdown(timer: StepTimer, *, steps: int, trace_dir: str) -> dict[s
         "by_layer": _table(by_layer, total),
         "by_family": by_family,
         "matmul_gflop_per_step": sum(family_flops.values()) / 1e9,
+        "gb_moved_per_step": sum(family_bytes.values()) / 1e9,
         "top_ops": top_ops,
         "trace_dir": trace_dir,
     }

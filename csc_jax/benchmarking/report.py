@@ -366,12 +366,18 @@ def _op_families(name: str, prof: dict[str, Any], roofline: dict | None) -> list
     if "error" in prof or "by_family" not in prof:
         return []
     peak = ((roofline or {}).get("matmul_peak") or {}).get("float32")
+    bandwidth = (roofline or {}).get("stream", {}).get("gb_per_s")
     timed = prof.get("timed_ms_per_step")
+    total = ["total", prof["op_ms_per_step"], 1.0, prof["matmul_gflop_per_step"]]
+    total.append(prof["gb_moved_per_step"])
+
+    def of(rate, ceiling):
+        return "n/a" if rate is None or not ceiling else f"{rate / ceiling:.1%}"
+
     rows = []
-    for family, ms, share, gflop in prof["by_family"] + [
-        ["total", prof["op_ms_per_step"], 1.0, prof["matmul_gflop_per_step"]]
-    ]:
+    for family, ms, share, gflop, gb in [*prof["by_family"], total]:
         rate = gflop / (ms / 1e3) if ms > 0 and gflop > 0 else None
+        speed = gb / (ms / 1e3) if ms > 0 and gb > 0 else None
         rows.append(
             [
                 family,
@@ -380,18 +386,23 @@ def _op_families(name: str, prof: dict[str, Any], roofline: dict | None) -> list
                 "n/a" if timed is None else f"{share * timed:.1f}",
                 f"{gflop:.2f}",
                 _fmt(rate),
-                "n/a" if rate is None or peak is None else f"{rate / peak['gflop_per_s']:.1%}",
+                of(rate, peak and peak["gflop_per_s"]),
+                f"{gb:.2f}",
+                _fmt(speed),
+                of(speed, bandwidth),
             ]
         )
     header = (
         "op family", "ms/step (traced)", "share", "~ms of the timed step", "matmul GFLOP/step",
-        "matmul GFLOP/s (traced)", "of float32 matmul peak",
+        "matmul GFLOP/s (traced)", "of float32 matmul peak", "GB moved/step",
+        "GB/s (traced)", "of stream GB/s",
     )  # fmt: skip
     notes = "; ".join(f"{k}: {v}" for k, v in FAMILY_NOTES.items())
     return [
         f"Op families of {name}: exclusive XLA op time per step under the profiler, summed "
         "over XLA's threads; ~ms of the timed step = share x the step's median without the "
-        "profiler; matmul GFLOP counts the dots of each family only.",
+        "profiler; matmul GFLOP counts the dots of each family only; GB moved = the operands "
+        "and outputs of its executed ops (a lower bound of its memory traffic).",
         "",
         markdown_table(header, rows),
         "",
