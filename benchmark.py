@@ -1,10 +1,11 @@
 """Throughput benchmark: python benchmark.py --config configs/benchmark.py [--out bench.json]
 
-Measures the CSC train step (compile time, step time, examples/s, audio s/s, FLOPs, memory)
-on device-resident synthetic batches and with the real input pipeline, the input pipeline
-alone, and the Conv-TasNet separation backbone (optionally against PyTorch/asteroid). All
-logic is in the csc_jax.benchmarking package; flags given here override the preset's ``bench``
-fields.
+Measures the machine's roofline (matmul FLOP/s, memory bandwidth) and, in the same process,
+the CSC train step (compile time, step time, examples/s, audio s/s, FLOPs and their fraction
+of the matmul peak, CPU time and page faults, memory) on device-resident synthetic batches and
+with the real input pipeline, the input pipeline alone, and the Conv-TasNet separation
+backbone (optionally against PyTorch/asteroid). All logic is in the csc_jax.benchmarking
+package; flags given here override the preset's ``bench`` fields.
 
 Expected errors (invalid settings or config, an unusable --cpus or --out) print one ``error:``
 line and exit with status 2 (csc_jax/errors.py); ``--debug`` shows their traceback.
@@ -46,7 +47,7 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/benchmark.py", "Benchmark preset (configs/benchmark.py)."
 )
 _MODE = flags.DEFINE_string(
-    "mode", None, "train | pipeline | backbone | losses | all (or a comma list)."
+    "mode", None, "roofline | train | pipeline | backbone | losses | all (or a comma list)."
 )
 _PARALLEL = flags.DEFINE_list("parallel", None, "Parallel modes: sharding,pmap.")
 _DTYPE = flags.DEFINE_list("dtype", None, "Compute dtypes: float32,bfloat16.")
@@ -69,7 +70,10 @@ _PROFILE = flags.DEFINE_string(
     "profile_dir",
     None,
     "Write jax.profiler traces of the CSC step and the backbones here and print a per-layer "
-    "breakdown of XLA op time.",
+    "and per-op-family breakdown of XLA op time.",
+)
+_MATMUL = flags.DEFINE_list(
+    "matmul_sizes", None, "Sizes n of the roofline's (n, n) @ (n, n) probe, e.g. 512,1024."
 )
 _OUT = flags.DEFINE_string("out", "runs/benchmark.json", "Where to write the JSON report.")
 
@@ -110,6 +114,7 @@ def _benchmark(argv) -> None:
         pytorch_rounds=_ROUNDS.value,
         pytorch_threads=pinned,
         profile_dir=_PROFILE.value,
+        matmul_sizes=_MATMUL.value,
     )
     settings.validate()
     # An unusable --out fails now, not after the measurements.

@@ -14,6 +14,13 @@ With the PyTorch comparison (torch + asteroid in their own venv, see docs/perfor
   python benchmark.py --config configs/benchmark.py --mode=backbone \
       --pytorch_python=/tmp/torchvenv/bin/python --out runs/benchmark_vs_pytorch.json
 
+The roofline (matmul peak, memory bandwidth) next to the train step and the backbone, with
+each step's fraction of the matmul peak, its kernel CPU share and page faults, and the op
+families of the step's profile:
+
+  python benchmark.py --config configs/benchmark.py --mode=roofline,train,backbone \
+      --parallel=sharding --backbone=demo --profile_dir=runs/profile --out runs/roofline.json
+
 Layout: ``experiment`` is the full experiment config (csc_jax.config.base_config(), i.e. the
 CPU demo; override with ``--config.experiment.data.batch_size=16`` etc.), ``bench`` says what
 to measure, ``backbone`` holds the Conv-TasNet shapes of ``--mode=backbone``.
@@ -45,7 +52,8 @@ def get_config(experiment: str | None = None) -> ml_collections.ConfigDict:
     )
 
     b = c.bench = ml_collections.ConfigDict()
-    b.mode = "all"  # 'train' | 'pipeline' | 'backbone' | 'losses' | 'all' (or a comma list)
+    # 'roofline' | 'train' | 'pipeline' | 'backbone' | 'losses' | 'all' (or a comma list)
+    b.mode = "all"
     b.parallel = ("sharding", "pmap")
     b.dtype = ("float32",)
     b.batch_sizes = ()  # empty: experiment.data.batch_size
@@ -62,6 +70,11 @@ def get_config(experiment: str | None = None) -> ml_collections.ConfigDict:
     # mode 'losses': value_and_grad of each csc_jax.losses function on a (B, sources, samples)
     # array: 16 two-source 4 s mixtures at 8 kHz.
     b.loss_shape = (16, 2, 32000)
+    # mode 'roofline': (n, n) @ (n, n) at these n (the best rate is the matmul peak each step is
+    # compared with), and an in-place axpy over two float32 arrays of this many MiB (memory
+    # bandwidth; 4x the 32 MiB L3 of the CPU demo's machine).
+    b.roofline_matmul_sizes = (256, 512, 1024, 2048)
+    b.roofline_stream_mib = 128
 
     # Conv-TasNet paper's best non-causal model (Luo & Mesgarani 2019, Table 2): N=512, L=16,
     # B=Sc=128, H=512, P=3, X=8, R=3 at 8 kHz on 4 s segments. The paper trained with batch

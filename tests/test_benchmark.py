@@ -59,6 +59,8 @@ def test_smoke_run_writes_complete_report(shared_cache, tmp_path):
         profile_dir=str(tmp_path / "profile"),
         profile_steps=1,
         loss_shape=(4, 2, 800),
+        roofline_matmul_sizes=(16, 32),
+        roofline_stream_mib=1,
     )
     logged = []
     report = bm.run(config, settings, log=logged.append)
@@ -74,6 +76,17 @@ def test_smoke_run_writes_complete_report(shared_cache, tmp_path):
     assert env["cpu_affinity"] and all(isinstance(c, int) for c in env["cpu_affinity"])
     assert env["usable_cores"] == len(env["cpu_affinity"]) and env["cores"] >= 1
     assert report["experiment_config"]["model"]["enc_filters"] == 16
+
+    roof = report["roofline"]  # measured first, in the same process (test_benchmark_roofline.py)
+    assert roof["matmul_peak"]["float32"]["n"] in (16, 32) and roof["stream"]["gb_per_s"] > 0
+    peak = roof["matmul_peak"]["float32"]["gflop_per_s"]
+    for r in report["results"]:
+        ap = r["roofline"]  # every step against the matmul peak
+        assert ap["matmul_peak_gflop_per_s"] == peak
+        assert ap["fraction_of_matmul_peak"] == pytest.approx(ap["achieved_gflop_per_s"] / peak)
+    cpu_keys = {"user_s_per_step", "kernel_s_per_step", "kernel_fraction", "minor_faults_per_step"}
+    for r in report["results"][:4]:  # train .. backbone: CPU time, so a rate per CPU second
+        assert set(r["cpu"]) == cpu_keys and r["roofline"]["achieved_gflop_per_cpu_s"] > 0
 
     kinds = [r["kind"] for r in report["results"]]
     assert kinds == ["train", "train", "pipeline", "backbone"] + ["loss"] * 5
@@ -129,6 +142,19 @@ def test_smoke_run_writes_complete_report(shared_cache, tmp_path):
         parts = {row[0] for row in prof["by_part"]}
         assert part in parts, parts
         assert sum(row[2] for row in prof["by_layer"]) == pytest.approx(1.0)
+        # Op families (test_benchmark_profile.py): they add up to the op total.
+        assert sum(row[1] for row in prof["by_family"]) == pytest.approx(prof["op_ms_per_step"])
+        assert prof["timed_ms_per_step"] > 0
+    # The CSC step's real op names land in their families: every family of the step has time.
+    csc = {row[0]: row[1] for row in profiles["csc_step"]["by_family"]}
+    for family in ("1x1 Dense", "depthwise conv", "gLN", "framing / overlap-add", "attention",
+                   "loss", "mixing", "optimizer"):  # fmt: skip
+        assert csc[family] > 0, (family, csc)
+    for _, family, op_name, *_ in profiles["csc_step"]["top_ops"]:
+        for scope, expected in (("DepthwiseConv1D", "depthwise conv"), ("GlobalLayerNorm", "gLN"),
+                                ("/attention/", "attention"), ("mix_", "mixing")):  # fmt: skip
+            if scope in op_name:
+                assert family == expected, (op_name, family)
 
     names = [r["name"] for r in report["results"][4:]]
     assert names == ["si_snr", "pit_si_snr_loss", "csc_loss", "nt_xent", "cross_attention_pool"]
@@ -136,6 +162,8 @@ def test_smoke_run_writes_complete_report(shared_cache, tmp_path):
     assert "| loss (value + grad, jit) |" in table and "| pit_si_snr_loss |" in table
     assert "| CSC csc | device | sharding |" in table and "| CSC csc | pipeline |" in table
     assert "input pipeline alone" in table and "JAX / PyTorch step time" in table
+    assert table.splitlines()[2].startswith("Roofline, measured in this process")
+    assert "| % of matmul peak |" in table and "| op family |" in table
     assert any("crops/s" in line for line in logged)
 
 

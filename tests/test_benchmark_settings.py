@@ -29,6 +29,10 @@ def test_settings_validation():
         BenchSettings(modes=("losses",), loss_shape=(16, 1, 100)).validate()
     with pytest.raises(ConfigError, match="batch_sizes"):
         BenchSettings(modes=("train",), batch_sizes=(0,)).validate()
+    with pytest.raises(ConfigError, match="roofline_matmul_sizes"):
+        BenchSettings(modes=("roofline",), roofline_matmul_sizes=()).validate()
+    with pytest.raises(ConfigError, match="roofline_stream_mib"):
+        BenchSettings(modes=("roofline",), roofline_stream_mib=0).validate()
     shapes = backbone_shapes_from_experiment(get_config().experiment)
     with pytest.raises(ConfigError, match="pytorch_python"):
         BenchSettings(
@@ -41,7 +45,8 @@ def test_settings_from_the_preset_and_flags():
     preset = get_config()
     s = settings_from_preset(preset)
     s.validate()
-    assert s.modes == MODES  # the preset's 'all'
+    assert s.modes == MODES and MODES[0] == "roofline"  # the preset's 'all'
+    assert s.roofline_matmul_sizes == (256, 512, 1024, 2048) and s.roofline_stream_mib == 128
     assert s.parallel == ("sharding", "pmap") and s.dtypes == ("float32",)
     assert [b.name for b in s.backbone] == ["paper", "demo"]
     paper, demo = s.backbone
@@ -64,10 +69,12 @@ def test_settings_from_the_preset_and_flags():
         steps=7,
         backbone=["demo"],
         pytorch_threads=1,
+        matmul_sizes=["64", "128"],
     )
     assert s.modes == ("train", "losses") and s.parallel == ("pmap",)
     assert s.batch_sizes == (2, 4) and s.segment_seconds == (0.5,) and s.steps == 7
     assert [b.name for b in s.backbone] == ["demo"] and s.pytorch_threads == 1
+    assert s.roofline_matmul_sizes == (64, 128)
     assert json.loads(json.dumps(s.to_dict()))["backbone"][0]["batch_size"] == 24
 
     # A preset's 'demo' entry overrides the derived fields.
@@ -78,3 +85,5 @@ def test_settings_from_the_preset_and_flags():
         settings_from_preset(preset, backbone=["nonsense"])
     with pytest.raises(ConfigError, match="batch_sizes"):
         settings_from_preset(preset, batch_sizes=["four"])
+    with pytest.raises(ConfigError, match="matmul_sizes"):
+        settings_from_preset(preset, matmul_sizes=["big"])

@@ -2,6 +2,8 @@
 
 What ``benchmark.py`` measures (``BenchSettings.modes``), one module each:
 
+* ``roofline`` (:mod:`.roofline`): the machine's matmul peak and memory bandwidth, measured
+  first in the same process; every step below is then reported as a fraction of that peak;
 * ``train`` (:mod:`.train_step`): the real train step, built by
   ``csc_jax.training.setup.build`` as training builds it, on a device-resident batch;
 * ``pipeline`` (:mod:`.train_step`): the same step fed by the real input pipeline, and the
@@ -11,8 +13,9 @@ What ``benchmark.py`` measures (``BenchSettings.modes``), one module each:
 * ``losses`` (:mod:`.loss_functions`): value and gradient of each loss of ``csc_jax.losses``.
 
 :mod:`.timing` says how steps are timed and FLOPs, memory and rates counted; :mod:`.profile`
-breaks a step's op time down per layer; :mod:`.report` renders and writes the report;
-:mod:`.settings` holds what to measure. :func:`run` measures everything the settings ask for.
+breaks a step's op time down per layer and per op family; :mod:`.report` renders and writes
+the report; :mod:`.settings` holds what to measure. :func:`run` measures everything the
+settings ask for.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from csc_jax.benchmarking.loss_functions import bench_losses
 from csc_jax.benchmarking.profile import profile_breakdown
 from csc_jax.benchmarking.pytorch import compare_with_pytorch
 from csc_jax.benchmarking.report import markdown, new_report, summary_line, write_report
+from csc_jax.benchmarking.roofline import against_peak, measure_roofline
 from csc_jax.benchmarking.settings import (
     MODES,
     BackboneShapes,
@@ -52,6 +56,7 @@ __all__ = [
     "bench_pipeline_alone",
     "bench_train_step",
     "markdown",
+    "measure_roofline",
     "run",
     "settings_from_preset",
     "write_report",
@@ -86,7 +91,26 @@ class _Run:
             cfg, steps=self.settings.steps, warmup=self.settings.warmup, **kwargs
         )
 
-    def profile(self, name: str, timer: StepTimer) -> None:
+    def roofline(self) -> None:
+        s = self.settings
+        sizes = ",".join(str(n) for n in s.roofline_matmul_sizes)
+        self.log(
+            f"roofline: matmul n={sizes} {','.join(s.dtypes)}, stream 2 x "
+            f"{s.roofline_stream_mib} MiB ..."
+        )
+        roof = measure_roofline(
+            sizes=s.roofline_matmul_sizes,
+            dtypes=s.dtypes,
+            stream_mib=s.roofline_stream_mib,
+            steps=s.steps,
+            warmup=s.warmup,
+        )
+        self.report["roofline"] = roof
+        for dtype, peak in roof["matmul_peak"].items():
+            self.log(f"  matmul peak {dtype}: {peak['gflop_per_s']:.1f} GFLOP/s at n={peak['n']}")
+        self.log(f"  memory bandwidth: {roof['stream']['gb_per_s']:.1f} GB/s")
+
+    def profile(self, name: str, timer: StepTimer, median_s: float | None = None) -> None:
         settings = self.settings
         if not settings.profile_dir:
             return
@@ -96,6 +120,8 @@ class _Run:
             steps=settings.profile_steps,
             trace_dir=os.path.join(settings.profile_dir, name),
         )
+        if median_s is not None:  # to scale the traced shares to the step timed without it
+            out["timed_ms_per_step"] = median_s * 1e3
         self.report["profiles"][name] = out
         if "error" in out:
             self.log("  " + out["error"])
@@ -119,7 +145,7 @@ class _Run:
                         self.report["results"].append(r)
                         self.log("  " + summary_line(r))
                         if keep:
-                            self.profile("csc_step", self.csc_default[1])
+                            self.profile("csc_step", self.csc_default[1], _median(r))
 
     def pipeline(self) -> None:
         settings, data = self.settings, self.experiment.data
@@ -156,7 +182,7 @@ class _Run:
                 self.report["results"].append(r)
                 self.log(f"  {dtype}: " + summary_line(r))
             if kept is not None:
-                self.profile(f"backbone_{shapes.name}", kept[1])
+                self.profile(f"backbone_{shapes.name}", kept[1], _median(kept[0]))
             if kept is not None and settings.pytorch_python:
                 self.compare(shapes, kept)
 
@@ -197,6 +223,10 @@ class _Run:
                 self.log(f"  {r['name']}: {r['step_time_s']['median'] * 1e3:.2f} ms")
 
 
+def _median(result: dict[str, Any]) -> float:
+    return result["step_time_s"]["median"]
+
+
 def run(experiment: Any, settings: BenchSettings, log: Callable[[str], None] = print) -> dict:
     """Measure everything ``settings`` asks for on the ``experiment`` config.
 
@@ -211,6 +241,8 @@ def run(experiment: Any, settings: BenchSettings, log: Callable[[str], None] = p
     if {"train", "pipeline"} & set(settings.modes):
         validate_config(experiment)  # before minutes of measurements, not in the middle
     bench = _Run(experiment, settings, log)
+    if "roofline" in settings.modes:  # first: the machine before the model figures
+        bench.roofline()
     if "train" in settings.modes:
         bench.train_sweep()
     if "pipeline" in settings.modes:
@@ -220,6 +252,8 @@ def run(experiment: Any, settings: BenchSettings, log: Callable[[str], None] = p
     if "losses" in settings.modes:
         bench.losses()
     report = bench.report
+    for r in report["results"]:
+        r["roofline"] = against_peak(r, report["roofline"])
     report["environment"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report["total_wall_s"] = time.perf_counter() - started
     return report

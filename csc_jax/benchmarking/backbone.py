@@ -68,8 +68,8 @@ def bench_backbone(
     default device; loss ``losses.pit_si_snr_loss``; ``optax.adam(shapes.learning_rate)``.
 
     Returns:
-      dict of figures (as ``bench_train_step``'s, plus 'num_params', 'flops_forward' and the
-      first and last loss), and the StepTimer when ``keep_timer``.
+      dict of figures (as ``bench_train_step``'s, 'cpu' included, plus 'num_params',
+      'flops_forward' and the first and last loss), and the StepTimer when ``keep_timer``.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {tuple(DTYPES)}")
@@ -119,6 +119,7 @@ def bench_backbone(
         "counted": "mixtures (batch * segment_seconds), each separated into n_src estimates",
         "compile": compile_times,
         "step_time_s": stats,
+        "cpu": timer.cpu,  # user / kernel CPU s and minor faults per timed step
         "flops_per_step_per_device": flops,
         "flops_per_step": flops,
         "flops_forward": forward_flops,

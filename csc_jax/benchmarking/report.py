@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any
 
+from csc_jax.benchmarking.profile import FAMILY_NOTES
+from csc_jax.benchmarking.roofline import against_peak
 from csc_jax.benchmarking.settings import BackboneShapes, BenchSettings
 from csc_jax.io_utils import atomic_write_json, machine_info, markdown_table
 
@@ -26,6 +28,7 @@ def new_report(experiment: Any, settings: BenchSettings) -> dict[str, Any]:
         "pipeline_alone": None,
         "pytorch_comparison": [],
         "profiles": {},
+        "roofline": None,
     }
 
 
@@ -234,10 +237,189 @@ def _profile(name: str, prof: dict[str, Any]) -> list[str]:
     ]
 
 
+def _cpu_cells(cpu: dict[str, Any] | None) -> list[str]:
+    """user ms, kernel ms, kernel %, minor faults per step (``timing.cpu_per_step``)."""
+    if not cpu:
+        return ["n/a"] * 4
+    return [
+        f"{cpu['user_s_per_step'] * 1e3:.1f}",
+        f"{cpu['kernel_s_per_step'] * 1e3:.1f}",
+        _fmt(cpu["kernel_fraction"], 100),
+        f"{cpu['minor_faults_per_step']:.0f}",
+    ]
+
+
+def _peak_line(roofline: dict[str, Any]) -> str:
+    stream = roofline["stream"]
+    peaks = "; ".join(
+        f"{d} {p['gflop_per_s']:.1f} GFLOP/s (n={p['n']})"
+        + (
+            f", {p['gflop_per_cpu_s']:.1f} GFLOP per CPU second (n={p['n_cpu']})"
+            if p.get("gflop_per_cpu_s")
+            else ""
+        )
+        for d, p in roofline["matmul_peak"].items()
+    )
+    ridge = ", ".join(
+        f"{d} {p['gflop_per_s'] / stream['gb_per_s']:.1f}"
+        for d, p in roofline["matmul_peak"].items()
+    )
+    return (
+        f"Matmul peak (best size): {peaks}. Memory bandwidth: {stream['gb_per_s']:.1f} GB/s "
+        f"(in-place axpy over 2 x {stream['mib_per_array']} MiB float32). Ridge point (FLOP per "
+        f"byte above which a kernel can be compute-bound): {ridge}."
+    )
+
+
+def _roofline(roofline: dict[str, Any], env: dict[str, Any]) -> list[str]:
+    """The machine's roofline (``roofline.measure_roofline``): one row per probe."""
+    header = (
+        "roofline probe", "size", "dtype", "median ms (min-max)", "rate", "rate per CPU s",
+        "user ms/call", "kernel ms/call", "kernel %", "minor faults/call",
+    )  # fmt: skip
+    rows = [
+        [
+            "matmul (n, n) @ (n, n)",
+            f"n={r['n']}",
+            r["dtype"],
+            _ms_range(r["step_time_s"], digits=2),
+            f"{r['gflop_per_s']:.1f} GFLOP/s",
+            f"{_fmt(r.get('gflop_per_cpu_s'))} GFLOP",
+            *_cpu_cells(r["cpu"]),
+        ]
+        for r in roofline["matmul"]
+    ]
+    s = roofline["stream"]
+    cpu_s = s["cpu"]["user_s_per_step"] + s["cpu"]["kernel_s_per_step"]
+    rows.append(
+        [
+            "stream: y <- a x + y in place",
+            f"2 x {s['mib_per_array']} MiB",
+            "float32",
+            _ms_range(s["step_time_s"], digits=2),
+            f"{s['gb_per_s']:.1f} GB/s",
+            f"{s['bytes_per_call'] / cpu_s / 1e9:.1f} GB" if cpu_s > 0 else "n/a",
+            *_cpu_cells(s["cpu"]),
+        ]
+    )
+    return [
+        "Roofline, measured in this process before the model figures (warm-up, "
+        "block_until_ready, median of the timed calls); host allocator: "
+        f"{env.get('allocator', 'unknown')}.",
+        "",
+        markdown_table(header, rows),
+        "",
+        _peak_line(roofline),
+        "",
+    ]
+
+
+def _measurement_name(r: dict[str, Any]) -> str:
+    if r["kind"] in ("train", "pipeline"):
+        where = "pipeline" if r["kind"] == "pipeline" else "device"
+        return (
+            f"CSC {r['method']} step ({where}, {r['parallel']}, B={r['batch_size']} "
+            f"K={r['num_conditions']} {r['segment_seconds']:g} s)"
+        )
+    if r["kind"] == "backbone":
+        return f"backbone {r['shapes']['name']}"
+    return f"loss {r.get('name', '?')}"
+
+
+def _against_roofline(results: list[dict[str, Any]], roofline: dict | None) -> list[str]:
+    """Every measured step: achieved FLOP/s against the matmul peak, and its CPU accounting."""
+    header = (
+        "measurement", "dtype", "median ms (min-max)", "GFLOP/step", "GFLOP/s",
+        "% of matmul peak", "GFLOP per CPU s", "% of matmul per CPU s", "user ms/step",
+        "kernel ms/step", "kernel %", "minor faults/step",
+    )  # fmt: skip
+    rows = []
+    for r in results:
+        ap = against_peak(r, roofline)
+        rows.append(
+            [
+                _measurement_name(r),
+                r.get("dtype", "float32"),
+                _ms_range(r["step_time_s"]),
+                _fmt(r.get("flops_per_step"), 1e-9),
+                _fmt(ap["achieved_gflop_per_s"]),
+                _fmt(ap["fraction_of_matmul_peak"], 100),
+                _fmt(ap["achieved_gflop_per_cpu_s"]),
+                _fmt(ap["fraction_of_matmul_cpu_rate"], 100),
+                *_cpu_cells(r.get("cpu")),
+            ]
+        )
+    note = (
+        "GFLOP/step: XLA cost analysis of the compiled step (elementwise work included); "
+        "% of matmul peak: its GFLOP/s over the roofline's matmul peak of the same dtype"
+        + ("" if roofline else " (not measured in this run: n/a)")
+        + "; per CPU s: GFLOP over the process's user + kernel CPU seconds, against the "
+        "matmul's best such rate (what the cores did while they ran; less sensitive to the "
+        "load of a shared machine than the wall-clock rate); CPU times and minor page faults "
+        "are this process's (all threads) per timed step (n/a: not recorded)."
+    )
+    return [markdown_table(header, rows), "", note, ""]
+
+
+def _op_families(name: str, prof: dict[str, Any], roofline: dict | None) -> list[str]:
+    """A profile's op time per op family (``profile.op_family``), with a total row."""
+    if "error" in prof or "by_family" not in prof:
+        return []
+    peak = ((roofline or {}).get("matmul_peak") or {}).get("float32")
+    bandwidth = (roofline or {}).get("stream", {}).get("gb_per_s")
+    timed = prof.get("timed_ms_per_step")
+    total = ["total", prof["op_ms_per_step"], 1.0, prof["matmul_gflop_per_step"]]
+    total.append(prof["gb_moved_per_step"])
+
+    def of(rate, ceiling):
+        return "n/a" if rate is None or not ceiling else f"{rate / ceiling:.1%}"
+
+    rows = []
+    for family, ms, share, gflop, gb in [*prof["by_family"], total]:
+        rate = gflop / (ms / 1e3) if ms > 0 and gflop > 0 else None
+        speed = gb / (ms / 1e3) if ms > 0 and gb > 0 else None
+        rows.append(
+            [
+                family,
+                f"{ms:.1f}",
+                f"{share:.1%}",
+                "n/a" if timed is None else f"{share * timed:.1f}",
+                f"{gflop:.2f}",
+                _fmt(rate),
+                of(rate, peak and peak["gflop_per_s"]),
+                f"{gb:.2f}",
+                _fmt(speed),
+                of(speed, bandwidth),
+            ]
+        )
+    header = (
+        "op family", "ms/step (traced)", "share", "~ms of the timed step", "matmul GFLOP/step",
+        "matmul GFLOP/s (traced)", "of float32 matmul peak", "GB moved/step",
+        "GB/s (traced)", "of stream GB/s",
+    )  # fmt: skip
+    notes = "; ".join(f"{k}: {v}" for k, v in FAMILY_NOTES.items())
+    return [
+        f"Op families of {name}: exclusive XLA op time per step under the profiler, summed "
+        "over XLA's threads; ~ms of the timed step = share x the step's median without the "
+        "profiler; matmul GFLOP counts the dots of each family only; GB moved = the operands "
+        "and outputs of its executed ops (a lower bound of its memory traffic).",
+        "",
+        markdown_table(header, rows),
+        "",
+        f"Families: {notes}.",
+        "",
+    ]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """Markdown tables of a report (what benchmark.py prints)."""
     lines = [_environment_line(report["environment"]), ""]
     results = report["results"]
+    roofline = report.get("roofline")
+    if roofline:
+        lines += _roofline(roofline, report["environment"])
+    if results:
+        lines += _against_roofline(results, roofline)
     steps = [r for r in results if r["kind"] in ("train", "pipeline")]
     if steps:
         lines += _train_steps(steps)
@@ -253,5 +435,6 @@ def markdown(report: dict[str, Any]) -> str:
         lines += _losses(loss_rows)
     for name, prof in (report.get("profiles") or {}).items():
         lines += _profile(name, prof)
+        lines += _op_families(name, prof, roofline)
     lines.append(f"Total wall time {report.get('total_wall_s', float('nan')):.0f} s.")
     return "\n".join(lines)

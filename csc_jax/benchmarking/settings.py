@@ -14,7 +14,7 @@ from csc_jax.config import samples
 from csc_jax.errors import ConfigError
 from csc_jax.training.parallel import MODES as PARALLEL_MODES
 
-MODES = ("train", "pipeline", "backbone", "losses")
+MODES = ("roofline", "train", "pipeline", "backbone", "losses")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -101,6 +101,9 @@ class BenchSettings:
         of op time to the report (``profile.profile_breakdown``).
       profile_steps: steps traced per profile.
       loss_shape: the ``(batch, sources, samples)`` array of ``mode='losses'``.
+      roofline_matmul_sizes: n of the roofline's ``(n, n) @ (n, n)`` probe (the best is the
+        matmul peak). roofline_stream_mib: MiB of each of the two float32 arrays of its
+        memory-bandwidth probe (well above the last-level cache).
     """
 
     modes: tuple[str, ...] = MODES
@@ -118,6 +121,8 @@ class BenchSettings:
     profile_dir: str = ""
     profile_steps: int = 3
     loss_shape: tuple[int, int, int] = (16, 2, 32000)
+    roofline_matmul_sizes: tuple[int, ...] = (256, 512, 1024, 2048)
+    roofline_stream_mib: int = 128
 
     def validate(self) -> None:
         """Raise ConfigError (one line naming the setting) for anything that cannot run."""
@@ -149,6 +154,15 @@ class BenchSettings:
             raise ConfigError(f"loss_shape must be 3 positive sizes, got {self.loss_shape}")
         if "losses" in self.modes and self.loss_shape[1] < 2:
             raise ConfigError(f"loss_shape {self.loss_shape}: needs >= 2 sources for PIT")
+        if "roofline" in self.modes and (
+            not self.roofline_matmul_sizes
+            or min(self.roofline_matmul_sizes) < 1
+            or self.roofline_stream_mib < 1
+        ):
+            raise ConfigError(
+                f"roofline_matmul_sizes {self.roofline_matmul_sizes} and roofline_stream_mib "
+                f"{self.roofline_stream_mib} must be positive (at least one size)"
+            )
         if "backbone" in self.modes and not self.backbone:
             raise ConfigError("mode 'backbone' needs at least one backbone shape")
         if "backbone" in self.modes and self.pytorch_python:
@@ -187,6 +201,7 @@ def settings_from_preset(
     pytorch_rounds: int | None = None,
     pytorch_threads: int | None = None,
     profile_dir: str | None = None,
+    matmul_sizes: Sequence[Any] | None = None,
 ) -> BenchSettings:
     """BenchSettings from a configs/benchmark.py preset; each keyword that is not None
     replaces the preset's ``bench`` value (benchmark.py passes its flags).
@@ -237,4 +252,11 @@ def settings_from_preset(
         profile_dir=pick(profile_dir, b.profile_dir),
         profile_steps=int(b.profile_steps),
         loss_shape=_numbers(b.loss_shape, int, "loss_shape"),
+        # .get: presets written before the roofline probes keep working
+        roofline_matmul_sizes=_numbers(
+            pick(matmul_sizes, list(b.get("roofline_matmul_sizes", (256, 512, 1024, 2048)))),
+            int,
+            "matmul_sizes",
+        ),
+        roofline_stream_mib=int(b.get("roofline_stream_mib", 128)),
     )
