@@ -179,14 +179,15 @@ def test_bad_trial_list_and_checkpoint_errors_are_one_line(setup, tmp_path, caps
     rc, _, err = run(
         capsys, "embed", "--workdir", workdir, "--step", 999, "--out", tmp_path / "e.npz", good
     )
-    assert rc == errors.EXIT_FAILED and "step 999" in err and "available" in err, err
+    # A step that is not there is the user's input: exit 2 (MissingCheckpointError).
+    assert rc == errors.EXIT_INVALID_INPUT and "step 999" in err and "available" in err, err
     assert len(err.strip().splitlines()) == 1
     # A workdir with its config.json but no checkpoint.
     empty = tmp_path / "untrained"
     empty.mkdir()
     (empty / "config.json").write_bytes((Path(workdir) / "config.json").read_bytes())
     rc, _, err = run(capsys, "embed", "--workdir", empty, "--out", tmp_path / "e.npz", good)
-    assert rc == errors.EXIT_FAILED and str(empty) in err and "checkpoint" in err, err
+    assert rc == errors.EXIT_INVALID_INPUT and str(empty) in err and "checkpoint" in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "e.npz").exists()
 
 
