@@ -169,6 +169,9 @@ def write_report(
     """Write ``out_md`` and its figures (``<dirname>/<stem>/*.png``); returns the text."""
     if not records:
         raise ValueError("no finished runs to report")
+    # Rows in the registry's order (runs are recorded in the order they ran).
+    order = {v.name: i for i, v in enumerate(variants)}
+    records = sorted(records, key=lambda r: (order.get(r.variant, len(order)), r.seed))
     out_dir = os.path.dirname(os.path.abspath(out_md))
     fig_dir = os.path.join(out_dir, os.path.splitext(os.path.basename(out_md))[0])
     os.makedirs(fig_dir, exist_ok=True)
