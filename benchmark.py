@@ -2,7 +2,9 @@
 
 Measures the CSC train step (compile time, step time, examples/s, audio s/s, FLOPs, memory)
 on device-resident synthetic batches and with the real input pipeline, the input pipeline
-alone, and the Conv-TasNet separation backbone (optionally against PyTorch/asteroid). All
+alone, and the Conv-TasNet separation backbone (optionally against PyTorch/asteroid);
+``--mode=memory`` compiles the train step without running it and reports XLA's memory
+estimate and FLOPs over batch sizes, crop lengths and ``--remat`` settings. All
 logic is in the csc_jax.benchmarking package; flags given here override the preset's ``bench``
 fields.
 
@@ -46,7 +48,7 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/benchmark.py", "Benchmark preset (configs/benchmark.py)."
 )
 _MODE = flags.DEFINE_string(
-    "mode", None, "train | pipeline | backbone | losses | all (or a comma list)."
+    "mode", None, "train | pipeline | backbone | losses | all | memory (or a comma list)."
 )
 _PARALLEL = flags.DEFINE_list("parallel", None, "Parallel modes: sharding,pmap.")
 _DTYPE = flags.DEFINE_list("dtype", None, "Compute dtypes: float32,bfloat16.")
@@ -70,6 +72,9 @@ _PROFILE = flags.DEFINE_string(
     None,
     "Write jax.profiler traces of the CSC step and the backbones here and print a per-layer "
     "breakdown of XLA op time.",
+)
+_REMAT = flags.DEFINE_list(
+    "remat", None, "model.remat values --mode=memory compiles each step with: none,block,repeat."
 )
 _OUT = flags.DEFINE_string("out", "runs/benchmark.json", "Where to write the JSON report.")
 
@@ -110,6 +115,7 @@ def _benchmark(argv) -> None:
         pytorch_rounds=_ROUNDS.value,
         pytorch_threads=pinned,
         profile_dir=_PROFILE.value,
+        remat=_REMAT.value,
     )
     settings.validate()
     # An unusable --out fails now, not after the measurements.
