@@ -37,14 +37,18 @@ compiled for one device, which is how the GPU configs are sized):
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from csc_jax.benchmarking.timing import compiled_flops, compiled_memory, cost_analysis_flops
+from csc_jax.benchmarking.timing import (
+    compiled_flops,
+    compiled_memory,
+    cost_analysis_flops,
+    lower_and_compile,
+)
 from csc_jax.benchmarking.train_step import config_variant, trunk_passes
 from csc_jax.config import segment_samples, validate_config
 from csc_jax.training import setup
@@ -118,11 +122,7 @@ def step_memory(config: Any, *, devices: Sequence[Any] | None = None) -> dict[st
     validate_config(config, num_devices=len(devices))
     program = setup.build(config, devices=devices, with_data=False)
     state, batch = abstract_step_inputs(program)
-    t0 = time.perf_counter()
-    lowered = program.dp.lower(state, batch)
-    t1 = time.perf_counter()
-    compiled = lowered.compile()
-    t2 = time.perf_counter()
+    compiled, compile_times = lower_and_compile(program.dp.lower, state, batch)
     b, k = int(config.data.batch_size), int(config.mixing.num_conditions)
     return {
         "kind": "memory",
@@ -144,7 +144,7 @@ def step_memory(config: Any, *, devices: Sequence[Any] | None = None) -> dict[st
         "memory": step_memory_figures(compiled),
         "flops_per_step_per_device": program_flops(program, state, batch),
         "compiled_flops_per_step_per_device": compiled_flops(compiled),
-        "compile": {"lower_s": t1 - t0, "compile_s": t2 - t1, "lower_plus_compile_s": t2 - t0},
+        "compile": compile_times,
     }
 
 
