@@ -4,8 +4,10 @@ Measures the machine's roofline (matmul FLOP/s, memory bandwidth) and, in the sa
 the CSC train step (compile time, step time, examples/s, audio s/s, FLOPs and their fraction
 of the matmul peak, CPU time and page faults, memory) on device-resident synthetic batches and
 with the real input pipeline, the input pipeline alone, and the Conv-TasNet separation
-backbone (optionally against PyTorch/asteroid). All logic is in the csc_jax.benchmarking
-package; flags given here override the preset's ``bench`` fields.
+backbone (optionally against PyTorch/asteroid). ``--mode=memory`` compiles the train step
+without running it and reports XLA's memory estimate and FLOPs over batch sizes, crop lengths
+and ``--remat`` settings. All logic is in the csc_jax.benchmarking package; flags given here
+override the preset's ``bench`` fields.
 
 Expected errors (invalid settings or config, an unusable --cpus or --out) print one ``error:``
 line and exit with status 2 (csc_jax/errors.py); ``--debug`` shows their traceback.
@@ -47,7 +49,9 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/benchmark.py", "Benchmark preset (configs/benchmark.py)."
 )
 _MODE = flags.DEFINE_string(
-    "mode", None, "roofline | train | pipeline | backbone | losses | all (or a comma list)."
+    "mode",
+    None,
+    "roofline | train | pipeline | backbone | losses | all | memory (or a comma list).",
 )
 _PARALLEL = flags.DEFINE_list("parallel", None, "Parallel modes: sharding,pmap.")
 _DTYPE = flags.DEFINE_list("dtype", None, "Compute dtypes: float32,bfloat16.")
@@ -74,6 +78,9 @@ _PROFILE = flags.DEFINE_string(
 )
 _MATMUL = flags.DEFINE_list(
     "matmul_sizes", None, "Sizes n of the roofline's (n, n) @ (n, n) probe, e.g. 512,1024."
+)
+_REMAT = flags.DEFINE_list(
+    "remat", None, "model.remat values --mode=memory compiles each step with: none,block,repeat."
 )
 _OUT = flags.DEFINE_string("out", "runs/benchmark.json", "Where to write the JSON report.")
 
@@ -115,6 +122,7 @@ def _benchmark(argv) -> None:
         pytorch_threads=pinned,
         profile_dir=_PROFILE.value,
         matmul_sizes=_MATMUL.value,
+        remat=_REMAT.value,
     )
     settings.validate()
     # An unusable --out fails now, not after the measurements.

@@ -9,6 +9,11 @@ CPU demo, and the Conv-TasNet paper's batch of 4:
 
   python benchmark.py --config=configs/benchmark.py:gpu --out runs/benchmark_gpu.json
 
+XLA's memory estimate and FLOPs of the train step, compiled on any machine (no GPU needed),
+with and without rematerialisation, over batch sizes and crop lengths (docs/gpu_memory.md):
+
+  python benchmark.py --config=configs/benchmark.py:gpu --mode=memory --batch_sizes=8,32
+
 With the PyTorch comparison (torch + asteroid in their own venv, see docs/performance.md):
 
   python benchmark.py --config configs/benchmark.py --mode=backbone \
@@ -32,12 +37,13 @@ import ml_collections
 
 from csc_jax.config import ConfigError, base_config, load_config_file
 
-EXPERIMENTS = ("demo", "gpu")
+EXPERIMENTS = ("demo", "gpu", "voxceleb")
 
 
 def get_config(experiment: str | None = None) -> ml_collections.ConfigDict:
-    """``experiment``: 'demo' (default; the CPU demo, csc_jax.config.base_config()) or 'gpu'
-    (configs/gpu.py), chosen as ``--config=configs/benchmark.py:gpu``."""
+    """``experiment``: 'demo' (default; the CPU demo, csc_jax.config.base_config()), 'gpu'
+    (configs/gpu.py) or 'voxceleb' (configs/voxceleb.py), chosen as
+    ``--config=configs/benchmark.py:gpu``."""
     experiment = experiment or "demo"
     if experiment not in EXPERIMENTS:
         raise ConfigError(
@@ -48,11 +54,12 @@ def get_config(experiment: str | None = None) -> ml_collections.ConfigDict:
     c.experiment = (
         base_config()
         if experiment == "demo"
-        else load_config_file(str(Path(__file__).with_name("gpu.py")))
+        else load_config_file(str(Path(__file__).with_name(f"{experiment}.py")))
     )
 
     b = c.bench = ml_collections.ConfigDict()
-    # 'roofline' | 'train' | 'pipeline' | 'backbone' | 'losses' | 'all' (or a comma list)
+    # 'roofline' | 'train' | 'pipeline' | 'backbone' | 'losses' | 'all' (those five) | 'memory'
+    # (compile only: XLA's memory estimate and FLOPs of the train step), or a comma list.
     b.mode = "all"
     b.parallel = ("sharding", "pmap")
     b.dtype = ("float32",)
@@ -75,6 +82,8 @@ def get_config(experiment: str | None = None) -> ml_collections.ConfigDict:
     # bandwidth; 4x the 32 MiB L3 of the CPU demo's machine).
     b.roofline_matmul_sizes = (256, 512, 1024, 2048)
     b.roofline_stream_mib = 128
+    # mode 'memory': the model.remat values each step is compiled with (docs/gpu_memory.md).
+    b.remat = ("none", "block")
 
     # Conv-TasNet paper's best non-causal model (Luo & Mesgarani 2019, Table 2): N=512, L=16,
     # B=Sc=128, H=512, P=3, X=8, R=3 at 8 kHz on 4 s segments. The paper trained with batch

@@ -1,18 +1,19 @@
-"""Larger CSC run for one GPU/TPU host: 8 kHz, 2 s crops, K=3, a Conv-TasNet-sized trunk.
+"""One GPU, 8 kHz: CSC with a Conv-TasNet-sized trunk, 2 s crops, K=3, B=32, block remat.
+
+What it is for: training the method at the size of Conv-TasNet's separation backbone (N=256,
+L=16, B=128, H=512, X=8, R=3, 4 extraction blocks) on the embedded procedural corpus, on one
+GPU of 40 GB or more. The TCN blocks are rematerialised (``model.remat='block'``): their
+activations are recomputed in the backward pass instead of kept, which is what lets B=32
+fit (without it, B=8 already exceeds an 80 GB card by the same estimate).
 
 Command:
   python train.py --config configs/gpu.py --workdir runs/gpu
 
-Cost (measured on one NVIDIA H200, 139 GiB, jax 0.11.2, with `python benchmark.py
---config=configs/benchmark.py:gpu --mode=train --parallel=sharding --dtype=float32,bfloat16
---batch_sizes=8,16 --steps=10 --warmup=3`, which stopped at B=16; log in docs/gpu_h200/):
-B=8 float32 144.5 ms/step (332 mixture audio s/s), compile 50.5 s; XLA's static estimate of
-the step's temporaries is 91.5 GiB (compiled on CPU), so it does not fit an 80 GB H100: use
---config.data.batch_size=4 there (not measured). B=16 and B=64 ran out of memory on the H200.
-B=2: 55.7 ms/step float32, 45.7 ms/step bfloat16. The memory goes to the TCN activations of
-3 x B x K waveforms (mixtures plus the clean components the loss embeds, docs/method.md).
-Result: not measured (100k steps = about 4 h of H200 time at B=8). data.batch_size is the
-global batch: raise it with the number of devices.
+Memory and cost: docs/gpu_memory.md (XLA's static estimates of the step, compiled on a CPU,
+for this config and other B and crop lengths, with the commands to re-estimate) and README's
+config table; measured GPU step times are in docs/performance.md. On a smaller card lower
+--config.data.batch_size (docs/gpu_memory.md says which B fits which card).
+data.batch_size is the global batch: raise it with the number of devices.
 """
 
 from csc_jax.config import base_config
@@ -21,7 +22,7 @@ from csc_jax.config import base_config
 def get_config():
     c = base_config()
     c.data.segment_seconds = 2.0
-    c.data.batch_size = 8
+    c.data.batch_size = 32
     c.data.num_workers = 4
     c.data.synthetic.num_train_speakers = 1000
     c.data.synthetic.train_utterances_per_speaker = 10
@@ -35,6 +36,7 @@ def get_config():
     c.model.speaker_dim = 192
     c.model.attention_heads = 8
     c.model.attention_dim = 256
+    c.model.remat = "block"
     c.optim.learning_rate = 1e-3
     c.optim.warmup_steps = 1000
     c.train.steps = 100_000

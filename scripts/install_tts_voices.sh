@@ -3,11 +3,16 @@
 # Debian 12 (bookworm) or later. Idempotent: safe to run again.
 set -euo pipefail
 
+# The 62 voices scripts/make_tts_corpus.py uses (VOICES there; tests check the two agree).
 VOICE_PACKAGES=(
-    mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1
-    mbrola-de1 mbrola-de2 mbrola-de3 mbrola-de4 mbrola-de5 mbrola-de6
-    mbrola-fr1 mbrola-fr4 mbrola-af1 mbrola-gr2 mbrola-hu1 mbrola-nl2
-    mbrola-pl1 mbrola-ro1 mbrola-sw1 mbrola-sw2
+    mbrola-af1 mbrola-br1 mbrola-br2 mbrola-br3 mbrola-br4 mbrola-ca1 mbrola-ca2 mbrola-cr1
+    mbrola-cz2 mbrola-de1 mbrola-de2 mbrola-de3 mbrola-de4 mbrola-de5 mbrola-de6 mbrola-de7
+    mbrola-de8 mbrola-ee1 mbrola-en1 mbrola-es1 mbrola-es2 mbrola-es3 mbrola-es4 mbrola-fr1
+    mbrola-fr2 mbrola-fr3 mbrola-fr4 mbrola-fr5 mbrola-fr6 mbrola-fr7 mbrola-gr1 mbrola-gr2
+    mbrola-hu1 mbrola-id1 mbrola-ir1 mbrola-it1 mbrola-it2 mbrola-it3 mbrola-it4 mbrola-jp1
+    mbrola-jp2 mbrola-jp3 mbrola-la1 mbrola-lt1 mbrola-lt2 mbrola-ma1 mbrola-mx1 mbrola-mx2
+    mbrola-nl2 mbrola-nl3 mbrola-pl1 mbrola-pt1 mbrola-ro1 mbrola-sw1 mbrola-sw2 mbrola-tl1
+    mbrola-tr1 mbrola-tr2 mbrola-us1 mbrola-us2 mbrola-us3 mbrola-vz1
 )
 PACKAGES=(espeak-ng mbrola "${VOICE_PACKAGES[@]}")
 
@@ -15,8 +20,9 @@ usage() {
     cat <<EOF
 Usage: sudo scripts/install_tts_voices.sh [--help]
 
-Installs espeak-ng, the mbrola synthesiser and 20 MBROLA diphone voices from Debian:
-  ${PACKAGES[*]}
+Installs espeak-ng, the mbrola synthesiser and ${#VOICE_PACKAGES[@]} MBROLA diphone voices from Debian
+(about 450 MB to download, 570 MB on disk):
+$(printf '%s\n' "${PACKAGES[@]}" | xargs -n 8 echo ' ')
 
 mbrola is in Debian's 'contrib' component and the voices in 'non-free', so the script first
 adds 'contrib non-free' where missing: to the Components: line of every stanza in
@@ -102,11 +108,23 @@ enable_components() {
     fi
 }
 
+echo "==> enabling contrib and non-free in the Debian apt sources (where missing)"
 enable_components
 export DEBIAN_FRONTEND=noninteractive
+echo "==> apt-get update"
 apt-get update
+echo "==> apt-get install --no-install-recommends espeak-ng mbrola and ${#VOICE_PACKAGES[@]} voices"
 apt-get install -y --no-install-recommends "${PACKAGES[@]}"
 
+# Check: every database is where espeak-ng and make_tts_corpus.py look for it.
+missing=()
+for pkg in "${VOICE_PACKAGES[@]}"; do
+    db="${pkg#mbrola-}"
+    [[ -f "/usr/share/mbrola/$db/$db" ]] || missing+=("$db")
+done
 echo
-echo "installed MBROLA voices known to espeak-ng:"
-espeak-ng --voices=mb | awk 'NR > 1 {print "  " $4 " (" $5 ")"}' | grep -E 'mb-(us[123]|en1|[a-z][a-z][0-9]-en)\b' || true
+echo "MBROLA databases installed: $((${#VOICE_PACKAGES[@]} - ${#missing[@]})) of ${#VOICE_PACKAGES[@]}"
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "error: missing: ${missing[*]}" >&2
+    exit 1
+fi

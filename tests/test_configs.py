@@ -46,3 +46,66 @@ def test_benchmark_preset_takes_the_gpu_experiment_by_argument():
     assert module.get_config().experiment.to_dict() == base_config().to_dict()
     with pytest.raises(ValueError, match="configs/benchmark.py:tpu"):
         module.get_config("tpu")
+
+
+def _write_folder_corpus(root, rate=16000, seconds=3.5, speakers=3):
+    """VoxCeleb layout <speaker>/<session>/<utt>.wav: 2 sessions x 2 utterances per speaker."""
+    import numpy as np
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    for s in range(speakers):
+        for session in range(2):
+            for u in range(2):
+                path = root / f"id{s:05d}" / f"session{session}" / f"{u:05d}.wav"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                audio = 0.1 * rng.standard_normal(int(rate * seconds))
+                soundfile.write(str(path), audio.astype(np.float32), rate)
+
+
+def _tiny_model(config):
+    """The test suite's tiny model sizes (tests/conftest.py) on a shipped config."""
+    m = config.model
+    m.enc_filters, m.bottleneck, m.hidden = 16, 16, 32
+    m.blocks, m.repeats, m.extraction_blocks = 2, 2, 1
+    m.speaker_dim, m.attention_heads, m.attention_dim = 16, 2, 16
+
+
+def test_voxceleb_config_trains_three_steps_on_a_folder_corpus(tmp_path):
+    """configs/voxceleb.py as shipped (16 kHz, 3 s crops, folder source, block remat) with the
+    tiny model, B=2 and 3 steps on 12 generated wav files of 3 speakers."""
+    from csc_jax.training import loop
+
+    config = _load("voxceleb.py").get_config()
+    assert (config.data.source, config.data.sample_rate) == ("folder", 16000)
+    assert 2.0 <= config.data.segment_seconds <= 3.0 and config.model.remat == "block"
+    _write_folder_corpus(tmp_path / "vox")
+    config.data.folder.train_root = str(tmp_path / "vox")
+    config.data.cache_dir = str(tmp_path / "cache")
+    config.data.batch_size = 2
+    config.data.num_workers = 0
+    _tiny_model(config)
+    config.train.steps = 3
+    config.train.log_every = 1
+    config.train.checkpoint_every = 3
+    config.train.progress_bar = False
+    config.train.eval_at_end = False  # the config has no separate validation key
+    validate_config(config)
+    _, state = loop.train(config, str(tmp_path / "run"))
+    assert int(state.step) == 3
+
+
+def test_voxceleb_config_without_train_root_names_the_key(tmp_path):
+    from csc_jax.errors import ConfigError
+    from csc_jax.training import loop
+
+    config = _load("voxceleb.py").get_config()
+    config.data.cache_dir = str(tmp_path / "cache")
+    with pytest.raises(ConfigError, match="data.folder.train_root"):
+        loop.train(config, str(tmp_path / "run"))
+
+
+def test_gpu_configs_rematerialise_the_tcn():
+    # The figures in docs/gpu_memory.md that size these configs' batches assume it.
+    for name in ("gpu.py", "voxceleb.py"):
+        assert _load(name).get_config().model.remat == "block"

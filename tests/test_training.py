@@ -338,6 +338,19 @@ def test_cli_unknown_key_in_config_file_and_incompatible_workdir(shared_cache, t
     assert not os.path.exists(workdir / "checkpoints")  # stopped before any work
 
 
+def test_rematerialisation_may_change_on_resume():
+    """model.remat computes the same function with less memory: a run saved without it may
+    resume with it (a GPU run moved to a smaller card), unlike other model keys."""
+    from csc_jax.config import base_config, incompatible_keys
+
+    saved = base_config().to_dict()
+    changed = base_config()
+    changed.model.remat, changed.model.remat_policy = "block", "dots"
+    assert incompatible_keys(saved, changed) == []
+    changed.model.hidden = 64
+    assert incompatible_keys(saved, changed) == ["model.hidden: 128 -> 64"]
+
+
 def test_config_keys_added_after_a_run_do_not_block_its_resume():
     """A workdir saved before a key existed (model.identity_init) used the key's default: the
     same config must count as compatible, and a different value must not."""

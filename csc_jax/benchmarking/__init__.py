@@ -10,7 +10,9 @@ What ``benchmark.py`` measures (``BenchSettings.modes``), one module each:
   pipeline alone (crops/s);
 * ``backbone`` (:mod:`.backbone`): Conv-TasNet alone, optionally against PyTorch/asteroid
   (:mod:`.pytorch`);
-* ``losses`` (:mod:`.loss_functions`): value and gradient of each loss of ``csc_jax.losses``.
+* ``losses`` (:mod:`.loss_functions`): value and gradient of each loss of ``csc_jax.losses``;
+* ``memory`` (:mod:`.memory`, not part of 'all'): the train step compiled, not run: XLA's
+  memory estimate and FLOPs over B, crop length and ``model.remat``.
 
 :mod:`.timing` says how steps are timed and FLOPs, memory and rates counted; :mod:`.profile`
 breaks a step's op time down per layer and per op family; :mod:`.report` renders and writes
@@ -27,6 +29,7 @@ from typing import Any
 
 from csc_jax.benchmarking.backbone import bench_backbone
 from csc_jax.benchmarking.loss_functions import bench_losses
+from csc_jax.benchmarking.memory import bench_memory
 from csc_jax.benchmarking.profile import profile_breakdown
 from csc_jax.benchmarking.pytorch import compare_with_pytorch
 from csc_jax.benchmarking.report import markdown, new_report, summary_line, write_report
@@ -53,6 +56,7 @@ __all__ = [
     "backbone_shapes_from_experiment",
     "bench_backbone",
     "bench_losses",
+    "bench_memory",
     "bench_pipeline_alone",
     "bench_train_step",
     "markdown",
@@ -222,6 +226,18 @@ class _Run:
                 self.report["results"].append(r)
                 self.log(f"  {r['name']}: {r['step_time_s']['median'] * 1e3:.2f} ms")
 
+    def memory(self) -> None:
+        settings = self.settings
+        self.report["results"] += bench_memory(
+            self.experiment,
+            batch_sizes=settings.batch_sizes,
+            segment_seconds=settings.segment_seconds,
+            dtypes=settings.dtypes,
+            remat=settings.remat,
+            parallel=settings.parallel[0],
+            log=self.log,
+        )
+
 
 def _median(result: dict[str, Any]) -> float:
     return result["step_time_s"]["median"]
@@ -238,7 +254,7 @@ def run(experiment: Any, settings: BenchSettings, log: Callable[[str], None] = p
     """
     settings.validate()
     started = time.perf_counter()
-    if {"train", "pipeline"} & set(settings.modes):
+    if {"train", "pipeline", "memory"} & set(settings.modes):
         validate_config(experiment)  # before minutes of measurements, not in the middle
     bench = _Run(experiment, settings, log)
     if "roofline" in settings.modes:  # first: the machine before the model figures
@@ -251,9 +267,12 @@ def run(experiment: Any, settings: BenchSettings, log: Callable[[str], None] = p
         bench.backbones()
     if "losses" in settings.modes:
         bench.losses()
+    if "memory" in settings.modes:
+        bench.memory()
     report = bench.report
     for r in report["results"]:
-        r["roofline"] = against_peak(r, report["roofline"])
+        if "step_time_s" in r:  # timed measurements (not the compile-only memory mode)
+            r["roofline"] = against_peak(r, report["roofline"])
     report["environment"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report["total_wall_s"] = time.perf_counter() - started
     return report

@@ -220,6 +220,45 @@ def _losses(results: list[dict[str, Any]]) -> list[str]:
     return [markdown_table(header, rows), ""]
 
 
+def _memory(results: list[dict[str, Any]]) -> list[str]:
+    header = (
+        "dtype", "B", "K", "crop (s)", "remat", "trunk waveforms", "temporaries (GiB)",
+        "arguments (GiB)", "total (GiB)", "code (MiB)", "GFLOP/step", "FLOP overhead",
+        "compile (s)",
+    )  # fmt: skip
+    rows = []
+    for r in results:
+        m, overhead = r["memory"], r.get("flop_overhead")
+        remat = r["remat"] if r["remat"] == "none" else f"{r['remat']} ({r['remat_policy']})"
+        rows.append(
+            [
+                r["dtype"],
+                r["batch_size"],
+                r["num_conditions"],
+                f"{r['segment_seconds']:g}",
+                remat,
+                r["trunk_waveforms"],
+                _fmt(m.get("temp_size_in_bytes"), 2**-30, 2),
+                _fmt(m.get("argument_size_in_bytes"), 2**-30, 2),
+                _fmt(m.get("total_bytes"), 2**-30, 2),
+                _fmt(m.get("generated_code_size_in_bytes"), 2**-20),
+                _fmt(r["flops_per_step_per_device"], 1e-9),
+                "n/a" if overhead is None else f"{overhead:+.1%}",
+                f"{r['compile']['lower_plus_compile_s']:.1f}",
+            ]
+        )
+    backends = ", ".join(sorted({r["backend"] for r in results}))
+    return [
+        markdown_table(header, rows),
+        "",
+        f"XLA's static estimates of one device's train step compiled (not run) on {backends} "
+        "for these shapes; a GPU compile can differ. total = arguments + outputs - aliased + "
+        "temporaries. GFLOP: XLA's cost analysis of the unoptimised step with the TCN loops "
+        "unrolled; FLOP overhead: against remat 'none' at the same shapes.",
+        "",
+    ]
+
+
 def _profile(name: str, prof: dict[str, Any]) -> list[str]:
     if "error" in prof:
         return [f"Profile {name}: {prof['error']}", ""]
@@ -334,7 +373,7 @@ def _against_roofline(results: list[dict[str, Any]], roofline: dict | None) -> l
         "kernel ms/step", "kernel %", "minor faults/step",
     )  # fmt: skip
     rows = []
-    for r in results:
+    for r in (r for r in results if "step_time_s" in r):  # memory results are not timed
         ap = against_peak(r, roofline)
         rows.append(
             [
@@ -433,6 +472,9 @@ def markdown(report: dict[str, Any]) -> str:
     loss_rows = [r for r in results if r["kind"] == "loss"]
     if loss_rows:
         lines += _losses(loss_rows)
+    memory_rows = [r for r in results if r["kind"] == "memory"]
+    if memory_rows:
+        lines += _memory(memory_rows)
     for name, prof in (report.get("profiles") or {}).items():
         lines += _profile(name, prof)
         lines += _op_families(name, prof, roofline)

@@ -12,9 +12,12 @@ import jax.numpy as jnp
 
 from csc_jax.config import samples
 from csc_jax.errors import ConfigError
+from csc_jax.models.separator import REMAT_MODES
 from csc_jax.training.parallel import MODES as PARALLEL_MODES
 
 MODES = ("roofline", "train", "pipeline", "backbone", "losses")
+# Modes that compile without running; asked for by name, not part of 'all'.
+COMPILE_ONLY_MODES = ("memory",)
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -85,7 +88,7 @@ class BenchSettings:
     """What to measure (see configs/benchmark.py for the preset and benchmark.py for flags).
 
     Attributes:
-      modes: subset of MODES.
+      modes: subset of MODES + COMPILE_ONLY_MODES.
       parallel: parallel modes of the train step ('sharding', 'pmap').
       dtypes: compute dtypes ('float32', 'bfloat16').
       batch_sizes: global batch sizes B to sweep (empty = the experiment config's).
@@ -104,6 +107,8 @@ class BenchSettings:
       roofline_matmul_sizes: n of the roofline's ``(n, n) @ (n, n)`` probe (the best is the
         matmul peak). roofline_stream_mib: MiB of each of the two float32 arrays of its
         memory-bandwidth probe (well above the last-level cache).
+      remat: ``model.remat`` values ``mode='memory'`` compiles each step with (its FLOP
+        overhead is reported against 'none').
     """
 
     modes: tuple[str, ...] = MODES
@@ -123,12 +128,17 @@ class BenchSettings:
     loss_shape: tuple[int, int, int] = (16, 2, 32000)
     roofline_matmul_sizes: tuple[int, ...] = (256, 512, 1024, 2048)
     roofline_stream_mib: int = 128
+    remat: tuple[str, ...] = ("none", "block")
 
     def validate(self) -> None:
         """Raise ConfigError (one line naming the setting) for anything that cannot run."""
-        bad = sorted(set(self.modes) - set(MODES))
+        bad = sorted(set(self.modes) - set(MODES + COMPILE_ONLY_MODES))
         if bad or not self.modes:
-            raise ConfigError(f"mode(s) {bad or '(none)'} not in {MODES} (or 'all')")
+            raise ConfigError(
+                f"mode(s) {bad or '(none)'} not in {MODES + COMPILE_ONLY_MODES} (or 'all')"
+            )
+        if "memory" in self.modes and (not self.remat or set(self.remat) - set(REMAT_MODES)):
+            raise ConfigError(f"remat {list(self.remat)}: give one or more of {REMAT_MODES}")
         for p in self.parallel:
             if p not in PARALLEL_MODES:
                 raise ConfigError(f"parallel mode {p!r} is not 'sharding' or 'pmap'")
@@ -202,6 +212,7 @@ def settings_from_preset(
     pytorch_threads: int | None = None,
     profile_dir: str | None = None,
     matmul_sizes: Sequence[Any] | None = None,
+    remat: Sequence[str] | None = None,
 ) -> BenchSettings:
     """BenchSettings from a configs/benchmark.py preset; each keyword that is not None
     replaces the preset's ``bench`` value (benchmark.py passes its flags).
@@ -259,4 +270,5 @@ def settings_from_preset(
             "matmul_sizes",
         ),
         roofline_stream_mib=int(b.get("roofline_stream_mib", 128)),
+        remat=tuple(pick(remat, list(b.get("remat", BenchSettings.remat)))),
     )

@@ -87,6 +87,14 @@ def base_config() -> ml_collections.ConfigDict:
     # True: encoder/decoder start as a perfect-reconstruction pair and the mask at 0.5, so
     # extraction starts from the mixture (needs enc_filters >= 2 * enc_kernel).
     c.model.identity_init = False
+    # Rematerialisation of the TCN blocks in the backward pass (csc_jax/models/separator.py):
+    # 'none', 'block' (keep each block's input, recompute its activations) or 'repeat' (keep
+    # each repeat's input). It trades about one more TCN forward pass for most of the step's
+    # activation memory (docs/gpu_memory.md); parameters and results are the same.
+    c.model.remat = "none"
+    # What a checkpointed segment keeps besides its input: 'nothing' or 'dots' (the 1x1-conv
+    # outputs).
+    c.model.remat_policy = "nothing"
 
     # ---------------------------------------------------------------- loss
     c.loss = ml_collections.ConfigDict()
@@ -151,6 +159,9 @@ def base_config() -> ml_collections.ConfigDict:
 
 # Keys whose change makes a saved checkpoint unusable (parameter shapes or their meaning).
 MODEL_KEYS = ("method", "model", "data.sample_rate")
+# Under MODEL_KEYS but free to change on resume: how the same function is computed (memory
+# for time), not which function or which parameters.
+FREE_KEYS = ("model.remat", "model.remat_policy")
 # Keys that change the result of a resumed run; they may differ only with an explicit override.
 RUN_KEYS = (
     "seed",
@@ -281,6 +292,16 @@ def validate_config(config, num_devices: int | None = None) -> None:
         flat["model.attention_dim"] % flat["model.attention_heads"] == 0,
         "model.attention_dim",
         "must be divisible by model.attention_heads",
+    )
+    need(
+        flat["model.remat"] in ("none", "block", "repeat"),
+        "model.remat",
+        "must be 'none', 'block' or 'repeat'",
+    )
+    need(
+        flat["model.remat_policy"] in ("nothing", "dots"),
+        "model.remat_policy",
+        "must be 'nothing' or 'dots'",
     )
     need(flat["loss.temperature"] > 0, "loss.temperature", "must be > 0")
     need(

@@ -16,7 +16,14 @@ import os
 
 import ml_collections
 
-from csc_jax.config.schema import MODEL_KEYS, RUN_KEYS, base_config, flatten, validate_config
+from csc_jax.config.schema import (
+    FREE_KEYS,
+    MODEL_KEYS,
+    RUN_KEYS,
+    base_config,
+    flatten,
+    validate_config,
+)
 from csc_jax.errors import ConfigError
 
 
@@ -125,7 +132,8 @@ def read_saved_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
 def incompatible_keys(saved: dict, new, allow: tuple[str, ...] = ()) -> list[str]:
     """Keys whose values differ between a workdir's saved config and the new one.
 
-    Only MODEL_KEYS and RUN_KEYS matter (steps, logging and eval settings may change freely);
+    Only MODEL_KEYS and RUN_KEYS matter (steps, logging and eval settings may change freely,
+    and so may FREE_KEYS: rematerialisation);
     keys listed (or prefixed) in ``allow`` are accepted. Returns 'key: old -> new' strings.
     """
     a = flat_with_defaults(saved)
@@ -133,7 +141,7 @@ def incompatible_keys(saved: dict, new, allow: tuple[str, ...] = ()) -> list[str
     watched = MODEL_KEYS + RUN_KEYS
     diffs = []
     for key in sorted(set(a) | set(b)):
-        if not _under(key, watched) or _under(key, allow):
+        if not _under(key, watched) or _under(key, allow + FREE_KEYS):
             continue
         va, vb = a.get(key), b.get(key)
         if isinstance(va, list | tuple) or isinstance(vb, list | tuple):

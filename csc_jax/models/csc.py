@@ -48,6 +48,12 @@ class CSCModel(nn.Module):
     # a mask head at a constant 0.5, so the untrained model returns the (scaled) mixture,
     # SI-SNRi 0 dB, instead of noise (docs/method.md, "Initialisation").
     identity_init: bool = False
+    # Rematerialisation of the TCN blocks (trunk and extraction head) in the backward pass:
+    # 'none' | 'block' | 'repeat', and what each checkpointed segment keeps (separator.py).
+    remat: str = "none"
+    remat_policy: str = "nothing"
+    # Unroll the rematerialised TCN's scan (same computation; for counting FLOPs).
+    unroll_scan: bool = False
     dtype: Any = jnp.float32
 
     def setup(self):
@@ -66,6 +72,9 @@ class CSCModel(nn.Module):
             self.blocks,
             self.repeats,
             dtype=self.dtype,
+            remat=self.remat,
+            remat_policy=self.remat_policy,
+            unroll_scan=self.unroll_scan,
         )
         self.speaker_hidden = nn.Dense(self.speaker_dim, dtype=self.dtype)
         self.speaker_act = nn.PReLU(param_dtype=jnp.float32)
@@ -79,7 +88,14 @@ class CSCModel(nn.Module):
         self.mean_pool_proj = nn.Dense(self.speaker_dim, dtype=self.dtype)
         self.film = nn.Dense(2 * self.bottleneck, dtype=self.dtype)
         self.extraction_tcn = TCN(
-            self.hidden, self.conv_kernel, self.extraction_blocks, 1, dtype=self.dtype
+            self.hidden,
+            self.conv_kernel,
+            self.extraction_blocks,
+            1,
+            dtype=self.dtype,
+            remat=self.remat,
+            remat_policy=self.remat_policy,
+            unroll_scan=self.unroll_scan,
         )
         self.mask_act = nn.PReLU(param_dtype=jnp.float32)
         zero = nn.initializers.zeros if self.identity_init else nn.linear.default_kernel_init
@@ -223,5 +239,7 @@ def model_from_config(config) -> CSCModel:
         attention_dim=m.attention_dim,
         use_cross_attention=m.use_cross_attention,
         identity_init=m.identity_init,
+        remat=m.remat,
+        remat_policy=m.remat_policy,
         dtype=dtype,
     )
