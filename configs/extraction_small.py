@@ -1,21 +1,15 @@
-"""Smallest CSC model measured to extract a target speaker: 1200 steps, ~1.5 min on 2 cores.
+"""The smallest CSC model that extracts a target speaker from a two-talker mixture.
 
 Command:
   python train.py --config configs/extraction_small.py --workdir runs/extraction_small
   python scripts/eval_extraction.py --workdir runs/extraction_small
 
-44 k parameters (the demo model has 305 k): a demo-sized trunk cut down (N=64, L=32: 4 ms
-frames at 8 kHz; B=32, H=64, 3 TCN blocks, one extraction block) and started at the identity
-(`model.identity_init`), trained on two-talker mixtures without noise (K=2 conditions, 0.5 s
-crops, batch 8) of a small embedded corpus (40 training speakers, 3 utterances each; 12 test
-speakers). tests/test_extraction_quality.py trains exactly this config.
-
-Measured (this project's 2-core CPU, jax 0.10.2; seed 0): 1 min 53 s with the evaluation.
-Extraction of the enrolled speaker from SIR 0 dB mixtures of two held-out speakers of clearly
-different pitch (f0 ratio > 1.4, 68 ordered pairs): SI-SNRi +2.51 dB mean, 78 % of mixtures
-improved; enrolling the interferer instead gives an 8.8 dB worse target (3 seeds: +2.33 +-
-0.30 dB). For similar voices it does not beat the mixture (-0.66 dB). Its verification EER is
-near chance (40-55 % on 40 trials). Per-seed figures: README "Use a trained model".
+A demo-sized trunk cut down (N=64, L=32: 4 ms frames at 8 kHz; B=32, H=64, 3 TCN blocks, one
+extraction block; 44 k parameters) and started at the identity (`model.identity_init`),
+trained on two-talker mixtures without noise (K=2, 0.5 s crops, batch 8) of a small embedded
+corpus (40 training speakers). tests/test_extraction_quality.py trains exactly this config.
+Measured cost and extraction quality: README "Use a trained model", docs/method.md
+"Initialisation".
 """
 
 from csc_jax.config import base_config

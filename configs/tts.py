@@ -1,4 +1,4 @@
-"""CSC on the local corpus of real recorded MBROLA voices (docs/tts_corpus.md), 8 kHz.
+"""CSC on the local corpus of recorded MBROLA voices (docs/tts_corpus.md), at 8 kHz.
 
 Build the corpus once (Debian packages, then about 3 minutes of synthesis on 2 cores):
 
@@ -9,12 +9,9 @@ Command:
   python train.py --config configs/tts.py --workdir runs/tts
 
 Everything but the data is the CPU demo's config (configs/default.py): 41 training voices
-(2460 utterances), evaluated on the 21 held-out voices' trial list (by default 400 of its 7560
-trials, half target; --config.eval.max_trials=0 uses all of them) under the same noise and
-interfering-speaker conditions.
-
-The README's TTS results were measured on the first version of this corpus (cache/tts_corpus:
-20 English-reading voices, 4 held out), not on this one.
+(2460 utterances), evaluated on all 7560 trials of the 21 held-out voices under the same noise
+and interfering-speaker conditions. Results on the first version of this corpus
+(cache/tts_corpus: 20 English-reading voices, 4 held out) are not comparable with this one.
 """
 
 from csc_jax.config import base_config

@@ -334,8 +334,9 @@ def csc_loss(
 
     Args:
         global_vec: ``c``, ``(B, K, D)`` (more generally ``(..., K, D)``), any float dtype.
-        target_stream: ``e+``, same shape.
-        interference_stream: ``e-``, same shape.
+        target_stream: ``e+``, ``(B, J, D)``: the streams of J of the conditions (usually
+            J = K; fewer is cheaper when the streams are computed per condition).
+        interference_stream: ``e-``, the same shape as ``target_stream``.
         temperature: ``tau > 0``.
         reduction: ``"mean"`` -> float32 scalar, mean over ``b, k, j``; ``"none"`` -> float32
             ``(B,)`` (``(...,)``), mean over ``k, j`` per target.
@@ -349,15 +350,21 @@ def csc_loss(
     c = _f32(global_vec)
     pos = _f32(target_stream)
     neg = _f32(interference_stream)
-    if c.ndim < 2 or c.shape != pos.shape or c.shape != neg.shape:
+    if (
+        c.ndim < 2
+        or pos.shape != neg.shape
+        or pos.ndim != c.ndim
+        or pos.shape[:-2] != c.shape[:-2]
+        or pos.shape[-1] != c.shape[-1]
+    ):
         raise ValueError(
-            "csc_loss needs global_vec, target_stream and interference_stream of the same shape "
-            f"(B, K, D); got {c.shape}, {pos.shape}, {neg.shape}"
+            "csc_loss needs global_vec (B, K, D) and target_stream / interference_stream of one "
+            f"shape (B, J, D); got {c.shape}, {pos.shape}, {neg.shape}"
         )
     c = _safe_normalize(c, eps)
     s_pos = jnp.einsum("...kd,...jd->...kj", c, _safe_normalize(pos, eps)) / temperature
     s_neg = jnp.einsum("...kd,...jd->...kj", c, _safe_normalize(neg, eps)) / temperature
-    per_pair = jax.nn.softplus(s_neg - s_pos)  # (..., K, K)
+    per_pair = jax.nn.softplus(s_neg - s_pos)  # (..., K, J)
     if reduction == "none":
         return jnp.mean(per_pair, axis=(-2, -1))
     return jnp.mean(per_pair)

@@ -1,4 +1,5 @@
-"""Speaker-verification metrics in numpy: EER, minDCF, DET curve (and a DET plot).
+"""Speaker-verification metrics in numpy: EER, minDCF, DET curve, bootstrap intervals (and a
+DET plot).
 
 Conventions shared by every function:
 
@@ -16,6 +17,16 @@ Conventions shared by every function:
 These are exactly the points of ``sklearn.metrics.roc_curve(labels, scores,
 drop_intermediate=False)`` with ``FNR = 1 - TPR``.
 
+Uncertainty (:func:`bootstrap`): percentile intervals from a cluster bootstrap. The unit
+resampled is the *enrollment speaker* by default: trials that share an enrollment speaker are
+correlated (the same voice model, the same recordings), so resampling trials one by one would
+understate the uncertainty. Each replicate draws the enrollment speakers with replacement and
+weights every trial by the number of times its enrollment speaker was drawn; EER and minDCF
+of the weighted trials are computed exactly as above (ties kept together). Several systems
+scored on the same trials share every replicate's weights, so the replicates of
+``EER_A - EER_B`` form the *paired* interval of the difference, and a system compared with
+itself gives exactly 0.
+
 matplotlib and scipy are imported lazily inside :func:`plot_det`, so importing this module only
 pulls in numpy.
 """
@@ -26,7 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["det_curve", "eer", "min_dcf", "plot_det"]
+__all__ = [
+    "Bootstrap",
+    "bootstrap",
+    "det_curve",
+    "eer",
+    "interval",
+    "min_dcf",
+    "plot_det",
+]
 
 # DET axis ticks in percent; sparse at the low end where probit spacing would make labels overlap.
 _DET_TICKS_PCT = (0.01, 0.1, 0.5, 1, 2, 5, 10, 20, 40, 60, 80, 90, 95)
@@ -187,6 +206,140 @@ def min_dcf(
     best = int(np.argmin(dcf))
     c_def = min(c_miss * p_target, c_fa * (1.0 - p_target))
     return float(dcf[best] / c_def), float(thresholds[best])
+
+
+def _weighted_eer_dcf(
+    labels_sorted: np.ndarray,
+    last: np.ndarray,
+    weights: np.ndarray,
+    p_target: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """EER and normalised minDCF of R weightings of one score-sorted trial list.
+
+    Args:
+      labels_sorted: (N,) int 0/1 in decreasing-score order.
+      last: (P,) indices closing each run of equal scores (the operating points).
+      weights: (R, N) non-negative trial weights in the same order.
+
+    Returns:
+      ((R,) EER fractions, (R,) minDCF); NaN for a weighting without targets or non-targets.
+    """
+    tp = np.cumsum(weights * labels_sorted, axis=1)[:, last]
+    fp = np.cumsum(weights * (1 - labels_sorted), axis=1)[:, last]
+    n_pos, n_neg = tp[:, -1:], fp[:, -1:]
+    ok = (n_pos[:, 0] > 0) & (n_neg[:, 0] > 0)
+    n_pos, n_neg = np.where(n_pos > 0, n_pos, 1), np.where(n_neg > 0, n_neg, 1)
+    zeros = np.zeros((weights.shape[0], 1))
+    fpr = np.concatenate([zeros, fp / n_neg], axis=1)
+    fnr = np.concatenate([zeros + 1, (n_pos - tp) / n_pos], axis=1)
+    diff = fnr - fpr
+    rows = np.arange(weights.shape[0])
+    a = np.count_nonzero(diff >= 0, axis=1) - 1
+    b = np.minimum(a + 1, diff.shape[1] - 1)
+    da, db = diff[rows, a], diff[rows, b]
+    alpha = np.where(da - db > 0, da / np.where(da - db > 0, da - db, 1), 0.0)
+    eer = fpr[rows, a] + alpha * (fpr[rows, b] - fpr[rows, a])
+    dcf = p_target * fnr + (1.0 - p_target) * fpr
+    min_dcf = dcf.min(axis=1) / min(p_target, 1.0 - p_target)
+    return np.where(ok, eer, np.nan), np.where(ok, min_dcf, np.nan)
+
+
+class Bootstrap:
+    """Point estimates and bootstrap replicates of EER / minDCF for S systems on one trial list.
+
+    Attributes:
+      eer: (S,) EER fractions of the full trial list (= :func:`eer`).
+      min_dcf: (S,) normalised minDCF (= :func:`min_dcf`, c_miss = c_fa = 1).
+      eer_reps, min_dcf_reps: (S, R) replicates (every system sees the same weights per
+        replicate; replicates without targets or non-targets are dropped).
+      unit: what was resampled ('speaker' clusters or 'trial'); replicates: R; seed.
+    """
+
+    def __init__(self, eer, min_dcf, eer_reps, min_dcf_reps, unit, seed):
+        self.eer, self.min_dcf = eer, min_dcf
+        self.eer_reps, self.min_dcf_reps = eer_reps, min_dcf_reps
+        self.unit, self.seed = unit, seed
+
+    @property
+    def replicates(self) -> int:
+        return int(self.eer_reps.shape[1])
+
+
+def bootstrap(
+    scores: Sequence[np.ndarray],
+    labels,
+    clusters=None,
+    *,
+    replicates: int = 1000,
+    seed: int = 0,
+    p_target: float = 0.01,
+    chunk: int = 100,
+) -> Bootstrap:
+    """Cluster-bootstrap replicates of EER and minDCF for systems scored on the same trials.
+
+    Args:
+      scores: S arrays (N,), one per system (or per seed of a system), on the same trials.
+      labels: (N,) bool or 0/1; 1 = target.
+      clusters: (N,) hashable cluster of each trial (its enrollment speaker); None resamples
+        trials one by one.
+      replicates: R bootstrap replicates.
+      seed: the generator seed (the same seed gives the same weights, so results computed
+        separately with one seed are paired).
+      p_target: minDCF's target prior.
+      chunk: replicates computed at once (memory: about 5 * chunk * N float64).
+
+    Returns:
+      a :class:`Bootstrap`.
+    """
+    if replicates < 1:
+        raise ValueError(f"replicates must be >= 1, got {replicates}")
+    checked = [_validate(s, labels) for s in scores]
+    if not checked:
+        raise ValueError("bootstrap needs at least one score array")
+    y = checked[0][1]
+    n = y.size
+    if clusters is None:
+        ids, unit = np.arange(n), "trial"
+    else:
+        clusters = np.asarray(clusters)
+        if clusters.shape != (n,):
+            raise ValueError(f"clusters must be ({n},), got {clusters.shape}")
+        _, ids = np.unique(clusters, return_inverse=True)
+        unit = "speaker"
+    k = int(ids.max()) + 1
+    rng = np.random.default_rng([seed, 0xB007])
+    counts = [rng.multinomial(k, np.full(k, 1.0 / k), size=min(chunk, replicates - start))
+              for start in range(0, replicates, chunk)]  # fmt: skip
+    eer_pt, dcf_pt, eer_reps, dcf_reps = [], [], [], []
+    for s, _ in checked:
+        order = np.argsort(-s, kind="stable")
+        ys, ss = y[order], s[order]
+        last = np.r_[np.flatnonzero(np.diff(ss) != 0), ss.size - 1]
+        e, d = _weighted_eer_dcf(ys, last, np.ones((1, n)), p_target)
+        eer_pt.append(e[0])
+        dcf_pt.append(d[0])
+        er, dr = [], []
+        for c in counts:
+            e, d = _weighted_eer_dcf(ys, last, c[:, ids[order]].astype(np.float64), p_target)
+            er.append(e)
+            dr.append(d)
+        eer_reps.append(np.concatenate(er))
+        dcf_reps.append(np.concatenate(dr))
+    eer_reps, dcf_reps = np.stack(eer_reps), np.stack(dcf_reps)
+    valid = np.all(np.isfinite(eer_reps), axis=0)
+    return Bootstrap(
+        np.asarray(eer_pt), np.asarray(dcf_pt), eer_reps[:, valid], dcf_reps[:, valid], unit, seed
+    )
+
+
+def interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval (lo, hi) of 1-D bootstrap replicates at ``level``."""
+    replicates = np.asarray(replicates, np.float64)
+    if replicates.ndim != 1 or replicates.size == 0:
+        raise ValueError(f"replicates must be a non-empty 1-D array, got {replicates.shape}")
+    tail = 100.0 * (1.0 - level) / 2.0
+    lo, hi = np.percentile(replicates, [tail, 100.0 - tail])
+    return float(lo), float(hi)
 
 
 def plot_det(

@@ -39,9 +39,16 @@ def make_tiny_config(cache_dir, **overrides):
     c.train.checkpoint_every = 2
     c.train.progress_bar = False
     c.train.eval_at_end = False
+    c.data.synthetic.num_val_speakers = 4
+    c.data.synthetic.val_utterances_per_speaker = 3
     c.eval.seconds = 0.5
     c.eval.max_trials = 40
     c.eval.batch_size = 8
+    c.eval.extraction_max_trials = 20
+    c.eval.bootstrap_replicates = 100
+    c.eval.reference_rates = ()
+    c.eval.validation_every = 2
+    c.eval.validation_trials = 40
     for key, value in overrides.items():
         set_dotted(c, key, value)
     return c

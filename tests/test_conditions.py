@@ -11,6 +11,7 @@ from csc_jax.data.trials import Trial
 from csc_jax.errors import DataError
 from csc_jax.evaluation import conditions as cond_lib
 from csc_jax.evaluation import verification
+from csc_jax.evaluation.eval_set import EvalSet
 from csc_jax.evaluation.noise import NoiseFolder
 
 RATE = 8000
@@ -18,10 +19,10 @@ T = 4000
 
 
 class _FakeSource:
-    """Minimal AudioSource: 3 speakers x 2 utterances of distinct sinusoids."""
+    """Minimal AudioSource: ``speakers`` speakers x 2 utterances of distinct sinusoids."""
 
-    def __init__(self):
-        self.keys = [f"spk{s}/u{u}.wav" for s in range(3) for u in range(2)]
+    def __init__(self, speakers: int = 3):
+        self.keys = [f"spk{s}/u{u}.wav" for s in range(speakers) for u in range(2)]
         self.speakers = [k.split("/")[0] for k in self.keys]
         t = np.arange(T) / RATE
         self._audio = [
@@ -67,22 +68,56 @@ def test_corrupt_sets_the_requested_snr_and_sir(level):
         cond_lib.corrupt(clean, cond_lib.Condition("speech", 0.0), rng)
 
 
-def test_interferer_is_neither_enrollment_nor_test_speaker_and_trials_are_independent():
-    source = _FakeSource()
-    audio = verification._Audio(source, T)
+def _added_source(source, es, added):
+    """Index of the one source utterance whose waveform ``added`` is (scaled)."""
+    matches = [
+        i for i in range(len(source.keys)) if abs(np.corrcoef(added, es.audio(i))[0, 1]) > 0.999
+    ]
+    assert len(matches) == 1
+    return matches[0]
+
+
+def test_each_test_utterance_is_corrupted_once_per_condition_deterministically():
+    """Per-utterance corruption: the same audio whatever trials an utterance is in, the same
+    for the same seed, different for another seed; one interferer per utterance for every
+    SIR, whose speaker is neither the utterance's nor any speaker it is scored against."""
+    source = _FakeSource(speakers=5)
+    trials = TRIALS + [Trial(0, "spk3/u0.wav", "spk0/u1.wav")]
+    es = EvalSet(source, trials, T, seed=11)
     cond = cond_lib.Condition("speech", 0.0)
-    full = verification.corrupted_tests(audio, TRIALS, cond, 3, seed=11)
-    again = verification.corrupted_tests(audio, TRIALS, cond, 3, seed=11)
-    np.testing.assert_array_equal(full, again)
-    other_seed = verification.corrupted_tests(audio, TRIALS, cond, 3, seed=12)
-    assert not np.array_equal(full, other_seed)
-    for n, t in enumerate(TRIALS):
-        added = full[n] - audio(t.test)
-        excluded = {t.enroll.split("/")[0], t.test.split("/")[0]}
-        matches = [
-            i for i, k in enumerate(source.keys) if abs(np.corrcoef(added, audio(i))[0, 1]) > 0.999
-        ]
-        assert len(matches) == 1 and source.speakers[matches[0]] not in excluded
+    full = es.tests(cond, 3)
+    assert full.shape == (len(es.test_keys), T)
+    np.testing.assert_array_equal(full, EvalSet(source, trials, T, seed=11).tests(cond, 3))
+    assert not np.array_equal(full, EvalSet(source, trials, T, seed=12).tests(cond, 3))
+    # A subset of the trials gives the same audio for the utterances they keep.
+    sub = EvalSet(source, trials[2:], T, seed=11)
+    for row, key in enumerate(sub.test_keys):
+        np.testing.assert_array_equal(sub.tests(cond, 3)[row], full[es.test_keys.index(key)])
+    # The same interferer at another SIR.
+    louder = es.tests(cond_lib.Condition("speech", 5.0), 4)
+    for row, key in enumerate(es.test_keys):
+        clean = es.audio(key)
+        assert _added_source(source, es, full[row] - clean) == _added_source(
+            source, es, louder[row] - clean
+        )
+    scored_against = {}
+    for t in trials:
+        scored_against.setdefault(t.test, set()).add(t.enroll.split("/")[0])
+    for row, key in enumerate(es.test_keys):
+        spk = source.speakers[_added_source(source, es, full[row] - es.audio(key))]
+        assert spk != key.split("/")[0] and spk not in scored_against[key]
+    assert es.interferer_conflicts == 0
+
+
+def test_tiny_test_set_falls_back_and_counts_interferer_conflicts():
+    """With 2 speakers no interferer avoids the enrolled speaker of a non-target trial: the
+    test speaker is still excluded, and the conflicting trials are counted."""
+    source = _FakeSource(speakers=2)
+    trials = [Trial(1, "spk0/u0.wav", "spk0/u1.wav"), Trial(0, "spk0/u0.wav", "spk1/u1.wav")]
+    es = EvalSet(source, trials, T, seed=0)
+    assert es.interferer_conflicts == 1
+    assert source.speakers[es.interferer["spk1/u1.wav"]] == "spk0"
+    assert source.speakers[es.interferer["spk0/u1.wav"]] == "spk1"
 
 
 def _write_noise_folder(root):
@@ -126,16 +161,14 @@ def test_noise_folder_bad_inputs_name_the_path(tmp_path):
 
 def test_recorded_noise_replaces_colored_noise_at_the_same_snr(tmp_path):
     bank = NoiseFolder(_write_noise_folder(tmp_path / "noise"), RATE)
-    audio = verification._Audio(_FakeSource(), T)
     cond = cond_lib.Condition("noise", 5.0)
-    colored = verification.corrupted_tests(audio, TRIALS, cond, 1, seed=3)
-    recorded = verification.corrupted_tests(audio, TRIALS, cond, 1, seed=3, noise=bank)
+    colored = EvalSet(_FakeSource(), TRIALS, T, seed=3).tests(cond, 1)
+    es = EvalSet(_FakeSource(), TRIALS, T, seed=3, noise=bank)
+    recorded = es.tests(cond, 1)
     assert not np.allclose(colored, recorded)
-    np.testing.assert_array_equal(
-        recorded, verification.corrupted_tests(audio, TRIALS, cond, 1, seed=3, noise=bank)
-    )
-    for n, t in enumerate(TRIALS):
-        clean = audio(t.test)
+    np.testing.assert_array_equal(recorded, es.tests(cond, 1))
+    for n, key in enumerate(es.test_keys):
+        clean = es.audio(key)
         assert _snr_db(clean, recorded[n]) == pytest.approx(5.0, abs=1e-3)
         added = recorded[n] - clean
         # the added signal is a scaled window of one of the recordings

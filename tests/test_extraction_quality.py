@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import csc_jax
-from csc_jax import experiments, losses
+from csc_jax import config as config_lib
+from csc_jax import losses
 from csc_jax.data import synthetic
 from csc_jax.evaluation import extraction
 
@@ -31,7 +32,7 @@ def extractor(tmp_path_factory, shared_cache):
     from csc_jax.training.loop import train
 
     workdir = str(tmp_path_factory.mktemp("extractor_run"))
-    config = experiments.load_config_file(CONFIG)
+    config = config_lib.load_config_file(CONFIG)
     config.data.cache_dir = str(shared_cache)
     config.train.progress_bar = False
     config.train.eval_at_end = False
@@ -77,7 +78,7 @@ def _si_snr(est, ref) -> float:
 
 
 def test_pitch_pairs_split_every_ordered_pair_once(shared_cache):
-    config = experiments.load_config_file(CONFIG)
+    config = config_lib.load_config_file(CONFIG)
     config.data.cache_dir = str(shared_cache)
     p = config.data.synthetic
     corpus = synthetic.load_or_generate(p, "test", config.data.sample_rate, str(shared_cache))
@@ -95,7 +96,7 @@ def test_pitch_pairs_split_every_ordered_pair_once(shared_cache):
 
 
 def test_two_talker_extraction_needs_two_utterances_per_speaker(shared_cache):
-    config = experiments.load_config_file(CONFIG)
+    config = config_lib.load_config_file(CONFIG)
     p = config.data.synthetic
     p.test_utterances_per_speaker = 1
     corpus = synthetic.load_or_generate(p, "test", config.data.sample_rate, str(shared_cache))

@@ -367,8 +367,30 @@ def test_csc_loss_rejects_bad_arguments():
         losses.csc_loss(x, x, x, reduction="sum")
     with pytest.raises(ValueError, match="temperature"):
         losses.csc_loss(x, x, x, temperature=0.0)
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="one shape"):
         losses.csc_loss(x, x, jnp.zeros((2, 3, 5)))
+    with pytest.raises(ValueError, match="one shape"):
+        losses.csc_loss(x, jnp.zeros((2, 1, 5)), jnp.zeros((2, 1, 5)))  # D differs
+
+
+def test_csc_loss_with_fewer_streams_averages_the_same_pairs():
+    """J < K streams: the mean over (k, j) of the pairs with j < J, i.e. exactly the full
+    loss's pairs restricted to those conditions' streams."""
+    key = jax.random.split(jax.random.PRNGKey(3), 3)
+    c, p, n = (jax.random.normal(k, (2, 3, 8)) for k in key)
+    full = losses.csc_loss(c, p, n, reduction="none")
+    part = losses.csc_loss(c, p[:, :1], n[:, :1], reduction="none")
+    assert part.shape == full.shape
+    c_n = c / jnp.linalg.norm(c, axis=-1, keepdims=True)
+    pn = p[:, 0] / jnp.linalg.norm(p[:, 0], axis=-1, keepdims=True)
+    nn_ = n[:, 0] / jnp.linalg.norm(n[:, 0], axis=-1, keepdims=True)
+    by_hand = jnp.mean(
+        jax.nn.softplus(
+            (jnp.einsum("bkd,bd->bk", c_n, nn_) - jnp.einsum("bkd,bd->bk", c_n, pn)) / 0.1
+        ),
+        axis=-1,
+    )
+    np.testing.assert_allclose(part, by_hand, rtol=1e-5)
 
 
 @PROPERTY

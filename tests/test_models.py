@@ -197,4 +197,6 @@ def test_run_protocol_rejects_an_unknown_scoring_mode():
     from csc_jax.evaluation import verification
 
     with pytest.raises(ValueError, match="system 'x': scoring 'attention'"):
-        verification.run_protocol({"x": (None, "attention")}, None, [], None)
+        verification.score_systems(
+            [verification.System("x", None, "attention")], None, [], extraction_trials=None
+        )

@@ -57,7 +57,8 @@ def _run(cmd, env) -> subprocess.CompletedProcess:
 
 
 def _metric_rows(workdir) -> dict[int, dict]:
-    """step -> row of metrics.jsonl (a resumed run's repeated steps: the latest row)."""
+    """step -> row of metrics.jsonl: the rows of one step (training metrics, validation EER)
+    merged; a resumed run's repeated steps keep the latest values."""
     rows = {}
     path = os.path.join(workdir, "metrics.jsonl")
     if os.path.exists(path):
@@ -65,7 +66,7 @@ def _metric_rows(workdir) -> dict[int, dict]:
             for line in f:
                 if line.endswith("\n"):  # skip a line being written
                     row = json.loads(line)
-                    rows[row["step"]] = row
+                    rows.setdefault(row["step"], {}).update(row)
     return rows
 
 

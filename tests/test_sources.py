@@ -529,6 +529,8 @@ def test_make_source_synthetic(tmp_path: Path) -> None:
             "num_test_speakers": 2,
             "train_utterances_per_speaker": 2,
             "test_utterances_per_speaker": 2,
+            "num_val_speakers": 2,
+            "val_utterances_per_speaker": 2,
             "min_seconds": 0.25,
             "max_seconds": 0.3,
         }

@@ -21,6 +21,8 @@ SMALL = {
     "num_test_speakers": 3,
     "train_utterances_per_speaker": 3,
     "test_utterances_per_speaker": 3,
+    "num_val_speakers": 2,
+    "val_utterances_per_speaker": 2,
     "min_seconds": 1.0,
     "max_seconds": 1.0,
 }

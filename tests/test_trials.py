@@ -374,6 +374,8 @@ def test_default_synthetic_trials_on_generated_test_split(tmp_path):
         "num_test_speakers": 3,
         "train_utterances_per_speaker": 1,
         "test_utterances_per_speaker": 4,
+        "num_val_speakers": 2,
+        "val_utterances_per_speaker": 2,
         "min_seconds": 0.25,
         "max_seconds": 0.25,
     }

@@ -35,9 +35,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.synthetic = ml_collections.ConfigDict()
     c.data.synthetic.seed = 1234
     c.data.synthetic.num_train_speakers = 200
-    c.data.synthetic.num_test_speakers = 40
+    c.data.synthetic.num_test_speakers = 120
     c.data.synthetic.train_utterances_per_speaker = 8
-    c.data.synthetic.test_utterances_per_speaker = 6
+    c.data.synthetic.test_utterances_per_speaker = 10
+    # Validation speakers (the validation EER during training), disjoint from train and test.
+    c.data.synthetic.num_val_speakers = 30
+    c.data.synthetic.val_utterances_per_speaker = 6
     c.data.synthetic.min_seconds = 2.0
     c.data.synthetic.max_seconds = 4.0
     # Folder corpus (VoxCeleb or LibriSpeech layout) and tfds dataset.
@@ -45,6 +48,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.folder.train_root = ""
     c.data.folder.test_root = ""
     c.data.folder.trials = ""  # VoxCeleb-format trial list for test_root
+    # Validation speakers for the validation EER during training ("" = test_root's trials).
+    c.data.folder.val_root = ""
     # Recorded noise for the eval noise conditions, any data.source; "" = colored Gaussian.
     c.data.folder.noise_root = ""
     c.data.folder.on_bad_file = "error"  # 'error' | 'skip' (skip with one warning and a count)
@@ -52,6 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.tfds.name = ""
     c.data.tfds.train_split = "train"
     c.data.tfds.test_split = "test"
+    c.data.tfds.val_split = ""  # "" = the test split's trials for the validation EER
     c.data.tfds.dataset_sample_rate = 0  # 0 = read the rate from the dataset's features
     c.data.tfds.data_dir = ""
     c.data.tfds.audio_key = "speech"
@@ -104,6 +110,9 @@ def base_config() -> ml_collections.ConfigDict:
     # passes too; True treats their vectors as fixed targets (stop_gradient on the parameters
     # of those passes), which measured 2.2x faster per CPU step (docs/performance.md).
     c.loss.stop_gradient_components = False
+    # 'components' only: embed the components of the first this many of the K conditions
+    # (0 = all): every condition's global vector is still contrasted with each of them.
+    c.loss.component_conditions = 0
 
     # ---------------------------------------------------------------- optimisation
     c.optim = ml_collections.ConfigDict()
@@ -130,8 +139,21 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.p_target = 0.01
     c.eval.batch_size = 32
     c.eval.seconds = 2.0  # eval utterances are cropped (or wrap-padded) to this length
-    c.eval.max_trials = 400  # trial-list subset (half target, half non-target); 0 = all
+    # Generated trial lists (no data.folder.trials): cross-session target pairs, at most this
+    # many per speaker (0 = all), and this many non-target trials per target trial.
+    c.eval.max_target_per_speaker = 50
+    c.eval.nontarget_per_target = 2
+    c.eval.max_trials = 0  # trial-list subset (half target, half non-target); 0 = all
     c.eval.extraction_scoring = True  # also score through target extraction (CSC models)
+    c.eval.extraction_max_trials = 1000  # extraction is per trial: a fixed subset; 0 = all
+    # 95 % intervals: percentile bootstrap over enrollment speakers ('speaker') or trials.
+    c.eval.bootstrap_unit = "speaker"
+    c.eval.bootstrap_replicates = 1000
+    # The MFCC reference is also computed at these rates (same utterances, e.g. 16 kHz audio).
+    c.eval.reference_rates = (16000,)
+    # Validation EER (clean, SIR 0 dB) every this many steps during training; 0 = off.
+    c.eval.validation_every = 100
+    c.eval.validation_trials = 1000
     return c
 
 
@@ -283,11 +305,30 @@ def validate_config(config, num_devices: int | None = None) -> None:
     )
     need(flat["loss.temperature"] > 0, "loss.temperature", "must be > 0")
     need(
+        flat["eval.bootstrap_unit"] in ("speaker", "trial"),
+        "eval.bootstrap_unit",
+        "must be 'speaker' or 'trial'",
+    )
+    for key in ("eval.bootstrap_replicates", "eval.nontarget_per_target"):
+        need(flat[key] >= 1, key, "must be >= 1")
+    for key in ("eval.max_trials", "eval.extraction_max_trials", "eval.max_target_per_speaker"):
+        need(flat[key] >= 0, key, "must be >= 0 (0 = all)")
+    need(
+        all(int(r) >= 8000 for r in flat["eval.reference_rates"]),
+        "eval.reference_rates",
+        "rates must be >= 8000 Hz",
+    )
+    need(
         flat["loss.stream_weights"] in ("components", "oracle", "mask"),
         "loss.stream_weights",
         "must be 'components', 'oracle' or 'mask'",
     )
     need(flat["optim.learning_rate"] > 0, "optim.learning_rate", "must be > 0")
+    need(
+        0 <= flat["loss.component_conditions"] <= flat["mixing.num_conditions"],
+        "loss.component_conditions",
+        "must be in [0, mixing.num_conditions] (0 = all conditions)",
+    )
     if num_devices is not None:
         need(
             flat["data.batch_size"] % num_devices == 0,

@@ -106,6 +106,13 @@ def _session_of(key: str) -> str | None:
     return parts[1] if len(parts) == 3 else None
 
 
+def _check_int(name: str, value, minimum: int, alternative: str = "") -> None:
+    """Raise ValueError unless ``value`` is an int (not bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "a non-negative integer" if minimum == 0 else "a positive integer"
+        raise ValueError(f"{name} must be {alternative}{kind}, got {value!r}")
+
+
 def generate_trials(
     keys: Sequence[str],
     speakers: Sequence[Hashable],
@@ -151,26 +158,10 @@ def generate_trials(
         sessions = list(sessions)
         if len(sessions) != len(keys):
             raise ValueError(f"got {len(keys)} keys but {len(sessions)} sessions")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if (
-        isinstance(num_nontarget_per_target, bool)
-        or not isinstance(num_nontarget_per_target, (int, np.integer))
-        or num_nontarget_per_target < 0
-    ):
-        raise ValueError(
-            f"num_nontarget_per_target must be a non-negative integer, got "
-            f"{num_nontarget_per_target!r}"
-        )
-    if max_target_per_speaker is not None and (
-        isinstance(max_target_per_speaker, bool)
-        or not isinstance(max_target_per_speaker, (int, np.integer))
-        or max_target_per_speaker < 1
-    ):
-        raise ValueError(
-            f"max_target_per_speaker must be None or a positive integer, got "
-            f"{max_target_per_speaker!r}"
-        )
+    _check_int("seed", seed, 0)
+    _check_int("num_nontarget_per_target", num_nontarget_per_target, 0)
+    if max_target_per_speaker is not None:
+        _check_int("max_target_per_speaker", max_target_per_speaker, 1, "None or ")
     seen: set[str] = set()
     for key in keys:
         if key in seen:

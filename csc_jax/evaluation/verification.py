@@ -1,16 +1,28 @@
-"""The speaker-verification protocol: EER / minDCF per adverse condition, SI-SNRi, reports.
+"""The speaker-verification protocol: EER / minDCF with 95 % intervals per adverse condition.
 
-Systems compared on the same trials and the same corrupted audio:
-  * ``csc``: the trained model's K=1 global speaker vector, cosine scored;
-  * ``csc+extract``: the test side is first passed through target extraction conditioned on
-    the enrollment's global vector, then embedded (only a separative model can do this);
-  * ``untrained``: the same architecture at initialisation (global vector);
-  * ``log-mel``: log-mel mean/std statistics centred on training data, cosine scored.
-Outputs in ``outdir``: results.json, results.md (tables), det_<condition>.png.
+Systems are scored on the same trials and the same corrupted audio (csc_jax/evaluation/
+eval_set.py: each test utterance corrupted once per condition, enrollment clean):
+
+* the trained model (``csc`` or ``simclr``): its K = 1 global speaker vector, cosine scored;
+* ``csc+extract`` (a separative model only): the test side is first passed through target
+  extraction conditioned on the enrollment's global vector, then embedded. Extraction depends
+  on the (enrollment, test) pair, so its cost grows with trials: it is scored on a fixed
+  subset of ``eval.extraction_max_trials`` trials (its own trial count is reported);
+* references: ``untrained`` (the same architecture at initialisation), ``log-mel`` (mean and
+  std of 40 log-mel bands, centred on training data) and ``mfcc`` (mean log-mel + MFCC std over
+  voiced frames, CMN, z-scored on training data) at the model's rate, plus ``mfcc@<rate>``
+  at each of ``eval.reference_rates`` (e.g. 16 kHz: the same utterances at that rate).
+
+Every EER and minDCF gets a 95 % bootstrap interval (csc_jax.metrics.bootstrap; unit
+``eval.bootstrap_unit``: enrollment-speaker clusters by default), and the trained model is
+compared with each reference by the paired interval of the EER difference (the same
+replicates for both systems). Outputs in ``outdir``: results.json, results.md, scores.npz (every
+system's trial scores, for paired comparisons across runs), det_<condition>.png.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -22,17 +34,28 @@ from csc_jax.config import samples
 from csc_jax.data import sources
 from csc_jax.data import trials as trials_lib
 from csc_jax.evaluation import conditions as cond_lib
-from csc_jax.evaluation.embedders import LogMelEmbedder
+from csc_jax.evaluation.eval_set import EvalSet
 from csc_jax.evaluation.noise import NoiseFolder
+from csc_jax.evaluation.reference_embedders import LogMelEmbedder, MfccStatsEmbedder
 from csc_jax.evaluation.report import format_table, write_reports
 from csc_jax.inference.batched import BatchedModel
 from csc_jax.training import checkpointing
 
+SCORING_MODES = ("plain", "extract")
+LEVEL = 0.95
+REFERENCE_UTTERANCES = 200  # training utterances for the references' centring / z-scoring
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sum(a * b, axis=-1) / (
-        np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12
-    )
+
+@dataclasses.dataclass
+class System:
+    """One scored system: ``embedder.embed((N, T)) -> (N, D)``; 'extract' scoring also needs
+    ``global_vectors`` and ``extract``. ``eval_set``: the audio it is scored on (None = the
+    protocol's own, at the model's rate; another rate's set has the same trials)."""
+
+    name: str
+    embedder: object
+    scoring: str = "plain"
+    eval_set: EvalSet | None = None
 
 
 def subsample_trials(trials: list, max_trials: int, seed: int) -> list:
@@ -48,31 +71,55 @@ def subsample_trials(trials: list, max_trials: int, seed: int) -> list:
     return pick(tgt, n_t) + pick(non, n_n)
 
 
-def load_eval_set(config):
-    """(test AudioSource, trial list) for the configured data source."""
-    source = sources.make_source(config, "test")
-    path = config.data.folder.trials if config.data.source == "folder" else ""
+def _subset_indices(trials: list, max_trials: int, seed: int) -> np.ndarray:
+    """Indices into ``trials`` of :func:`subsample_trials`' subset, in trial order."""
+    chosen = set(map(id, subsample_trials(trials, max_trials, seed)))
+    return np.array([i for i, t in enumerate(trials) if id(t) in chosen], np.int64)
+
+
+def trial_list(config, source, path: str | None = None) -> list:
+    """The trial list over ``source``, cut to ``eval.max_trials``.
+
+    ``path``: a VoxCeleb-format trial list; None = the configured one (``data.folder.trials``
+    for folder corpora); "" = generated: cross-session target pairs, at most
+    ``eval.max_target_per_speaker`` per speaker, and ``eval.nontarget_per_target``
+    non-targets per target.
+    """
+    ev = config.eval
+    if path is None:
+        path = config.data.folder.trials if config.data.source == "folder" else ""
     if path:
         trials = trials_lib.read_trials(path)
         trials_lib.validate_trials(trials, set(source.keys), path=path)
     else:
-        trials = trials_lib.generate_trials(source.keys, source.speakers, seed=config.eval.seed)
-    return source, subsample_trials(trials, config.eval.max_trials, config.eval.seed)
+        trials = trials_lib.generate_trials(
+            source.keys,
+            source.speakers,
+            seed=ev.seed,
+            num_nontarget_per_target=ev.nontarget_per_target,
+            max_target_per_speaker=ev.max_target_per_speaker or None,
+        )
+    return subsample_trials(trials, ev.max_trials, ev.seed)
 
 
-class _Audio:
-    """Test utterances fitted to the eval length, loaded once."""
+def _at_rate(config, rate: int):
+    """A copy of ``config`` whose audio is read (or synthesised) at ``rate``."""
+    c = config.copy_and_resolve_references()
+    c.data.sample_rate = int(rate)
+    return c
 
-    def __init__(self, source, length: int):
-        self.source, self.length, self._cache = source, length, {}
 
-    def __call__(self, key_or_index) -> np.ndarray:
-        i = key_or_index if isinstance(key_or_index, int) else self.source.index_of(key_or_index)
-        if i not in self._cache:
-            self._cache[i] = cond_lib.fit_length(
-                np.asarray(self.source[i], np.float32), self.length
-            )
-        return self._cache[i]
+def load_eval_set(config, rate: int | None = None, trials: list | None = None) -> EvalSet:
+    """The EvalSet of the configured test data at ``rate`` (default: the model's rate).
+
+    ``trials``: reuse another rate's trial list (keys are the same at every rate).
+    """
+    c = config if rate in (None, config.data.sample_rate) else _at_rate(config, rate)
+    source = sources.make_source(c, "test")
+    if trials is None:
+        trials = trial_list(c, source)
+    length = samples(c.eval.seconds, c.data.sample_rate)
+    return EvalSet(source, trials, length, c.eval.seed, noise=noise_bank(c))
 
 
 def noise_bank(config) -> NoiseFolder | None:
@@ -81,115 +128,166 @@ def noise_bank(config) -> NoiseFolder | None:
     return NoiseFolder(root, int(config.data.sample_rate)) if root else None
 
 
-def corrupted_tests(
-    audio: _Audio,
-    trials,
-    condition,
-    cond_index: int,
-    seed: int,
-    noise: NoiseFolder | None = None,
-) -> np.ndarray:
-    """(N, T) test sides of ``trials`` under ``condition`` (deterministic per trial).
+def reference_waveforms(config, rate: int | None = None) -> np.ndarray:
+    """(R, T) training utterances (fit to the eval length) for the references' statistics.
 
-    ``noise``: recorded noise for the 'noise' conditions (default: colored Gaussian noise).
+    At another rate than the model's, a synthetic corpus is synthesised at that rate for its
+    first speakers only (the same voices), enough for REFERENCE_UTTERANCES utterances.
     """
-    speakers = audio.source.speakers
-    out = np.empty((len(trials), audio.length), np.float32)
-    for n, t in enumerate(trials):
-        rng = np.random.default_rng([seed, cond_index, n])
-        clean = audio(t.test)
-        interferer = None
-        if condition.kind == "speech":
-            exclude = {
-                speakers[audio.source.index_of(t.enroll)],
-                speakers[audio.source.index_of(t.test)],
-            }
-            interferer = audio(cond_lib.pick_interferer(rng, speakers, exclude))
-        recorded = None
-        if condition.kind == "noise" and noise is not None:
-            recorded = noise.sample(rng, audio.length)
-        out[n] = cond_lib.corrupt(clean, condition, rng, interferer=interferer, noise=recorded)
+    c = config if rate in (None, config.data.sample_rate) else _at_rate(config, rate)
+    if c is not config and c.data.source == "synthetic":
+        per = max(1, c.data.synthetic.train_utterances_per_speaker)
+        need = -(-REFERENCE_UTTERANCES // per)
+        c.data.synthetic.num_train_speakers = min(c.data.synthetic.num_train_speakers, need)
+    train_source = sources.make_source(c, "train")
+    length = samples(c.eval.seconds, c.data.sample_rate)
+    rng = np.random.default_rng(c.eval.seed)
+    idx = rng.permutation(len(train_source))[: min(REFERENCE_UTTERANCES, len(train_source))]
+    return np.stack([cond_lib.fit_length(train_source[int(i)], length) for i in idx])
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=-1) / (
+        np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12
+    )
+
+
+def score_systems(
+    systems: list[System], eval_set: EvalSet, conditions, *, extraction_trials: np.ndarray
+) -> dict:
+    """Trial scores of every system under every condition.
+
+    Returns:
+      {system: {condition: {'scores': (n,) float64, 'trials': (n,) int64 indices into
+      eval_set.trials, 'si_snri': dB (extraction scoring, corrupted conditions only)}}}.
+    """
+    for s in systems:
+        if s.scoring not in SCORING_MODES:
+            raise ValueError(
+                f"system {s.name!r}: scoring {s.scoring!r} is not one of {SCORING_MODES}"
+            )
+    all_trials = np.arange(len(eval_set.trials))
+    enroll = {}
+    for s in systems:
+        es = s.eval_set or eval_set
+        wave = es.enrollment()
+        enroll[s.name] = (s.embedder.embed(wave), wave)
+    out: dict = {s.name: {} for s in systems}
+    for ci, condition in enumerate(conditions):
+        tests_by_set: dict[int, np.ndarray] = {}
+        for s in systems:
+            es = s.eval_set or eval_set
+            if id(es) not in tests_by_set:
+                tests_by_set[id(es)] = es.tests(condition, ci)
+            tests = tests_by_set[id(es)]
+            emb, enroll_wave = enroll[s.name]
+            if s.scoring == "plain":
+                test_emb = s.embedder.embed(tests)
+                sc = _cosine(emb[es.enroll_row], test_emb[es.test_row])
+                out[s.name][condition.name] = {"scores": sc, "trials": all_trials}
+                continue
+            idx = extraction_trials
+            vectors = s.embedder.global_vectors(enroll_wave)
+            mixtures = tests[es.test_row[idx]]
+            extracted = s.embedder.extract(mixtures, vectors[es.enroll_row[idx]])
+            sc = _cosine(emb[es.enroll_row[idx]], s.embedder.embed(extracted))
+            row = {"scores": sc, "trials": idx}
+            if condition.kind != "clean":
+                tgt = es.labels[idx] == 1
+                clean = np.stack([es.audio(es.trials[i].test) for i in idx[tgt]])
+                before = np.asarray(losses.si_snr(mixtures[tgt], clean))
+                after = np.asarray(losses.si_snr(extracted[tgt], clean))
+                row["si_snri"] = float(np.mean(after - before))
+            out[s.name][condition.name] = row
     return out
 
 
-SCORING_MODES = ("plain", "extract")
+def summarize(scored: dict, eval_set: EvalSet, ev, primary: str | None = None) -> tuple:
+    """EER / minDCF with bootstrap intervals per system and condition, and paired differences.
 
-
-def run_protocol(systems: dict, source, trials, config, outdir: str | None = None) -> dict:
-    """Score every system under every condition.
-
-    Args:
-      systems: name -> (embedder, scoring). ``scoring`` says how the test side is embedded:
-        'plain': ``embed(test)``; 'extract': ``embed(extract(test, global_vectors(enroll)))``
-        (a separative model only). Embedders have ``embed((N, T)) -> (N, D)``; 'extract'
-        also needs ``global_vectors`` and ``extract``.
-      source: test AudioSource.
-      trials: list of Trial.
-      config: experiment config (``config.eval``, ``config.data.sample_rate``;
-        ``config.data.folder.noise_root``: recorded noise for the noise conditions).
-      outdir: where to write results.json / results.md / DET PNGs (None: don't write).
+    Systems scored on the same trials share every bootstrap replicate (seeded by
+    ``ev.seed``), so their intervals are paired. ``primary`` is compared with every other
+    system on the full trial list.
 
     Returns:
-      {system: {condition: {'eer': %, 'min_dcf': float, 'si_snri': dB (extraction only)}}}.
+      (results {system: {condition: {eer, eer_ci, min_dcf, min_dcf_ci, trials, targets
+      [, si_snri]}}} with EER in %, paired {"A - B": {condition: {diff, ci}}} in EER points).
     """
-    for name, (_, scoring) in systems.items():
-        if scoring not in SCORING_MODES:
-            raise ValueError(f"system {name!r}: scoring {scoring!r} is not one of {SCORING_MODES}")
-    modes = {name: scoring for name, (_, scoring) in systems.items()}
+    unit = ev.bootstrap_unit
+    results: dict = {name: {} for name in scored}
+    paired: dict = {}
+    conditions = list(next(iter(scored.values())))
+    for cond in conditions:
+        groups: dict[bytes, list[str]] = {}
+        for name in scored:
+            groups.setdefault(scored[name][cond]["trials"].tobytes(), []).append(name)
+        for names in groups.values():
+            idx = scored[names[0]][cond]["trials"]
+            labels = eval_set.labels[idx]
+            clusters = eval_set.enroll_speaker[idx] if unit == "speaker" else None
+            boot = metrics.bootstrap(
+                [scored[n][cond]["scores"] for n in names],
+                labels,
+                clusters,
+                replicates=ev.bootstrap_replicates,
+                seed=ev.seed,
+                p_target=ev.p_target,
+            )
+            for i, n in enumerate(names):
+                row = {
+                    "eer": 100.0 * float(boot.eer[i]),
+                    "eer_ci": [100.0 * v for v in metrics.interval(boot.eer_reps[i], LEVEL)],
+                    "min_dcf": float(boot.min_dcf[i]),
+                    "min_dcf_ci": list(metrics.interval(boot.min_dcf_reps[i], LEVEL)),
+                    "trials": int(idx.size),
+                    "targets": int(labels.sum()),
+                }
+                if "si_snri" in scored[n][cond]:
+                    row["si_snri"] = scored[n][cond]["si_snri"]
+                results[n][cond] = row
+            if primary in names:
+                a = names.index(primary)
+                for b, other in enumerate(names):
+                    if other == primary:
+                        continue
+                    diff = boot.eer_reps[a] - boot.eer_reps[b]
+                    paired.setdefault(f"{primary} - {other}", {})[cond] = {
+                        "diff": 100.0 * float(boot.eer[a] - boot.eer[b]),
+                        "ci": [100.0 * v for v in metrics.interval(diff, LEVEL)],
+                    }
+    return results, paired
+
+
+def run_protocol(systems: list[System], eval_set: EvalSet, config, outdir=None, primary=None):
+    """Score ``systems`` under every condition, summarise with intervals, write reports.
+
+    Returns:
+      (results, paired) as :func:`summarize`.
+    """
     ev = config.eval
-    length = samples(ev.seconds, config.data.sample_rate)
-    audio = _Audio(source, length)
-    noise = noise_bank(config)
-    labels = np.array([t.label for t in trials])
-    enroll_keys = sorted({t.enroll for t in trials})
-    enroll_wave = np.stack([audio(k) for k in enroll_keys])
-    enroll_row = {k: i for i, k in enumerate(enroll_keys)}
-    rows = np.array([enroll_row[t.enroll] for t in trials])
-    clean_tests = np.stack([audio(t.test) for t in trials])
-
-    enroll_emb, enroll_vec = {}, {}
-    for name, (emb, _) in systems.items():
-        enroll_emb[name] = emb.embed(enroll_wave)
-        if modes[name] == "extract":
-            enroll_vec[name] = emb.global_vectors(enroll_wave)
-
-    results: dict = {name: {} for name in systems}
-    curves: dict = {}
-    for ci, condition in enumerate(cond_lib.conditions_from_config(ev)):
-        tests = corrupted_tests(audio, trials, condition, ci, ev.seed, noise)
-        for name, (emb, _) in systems.items():
-            row: dict = {}
-            if modes[name] == "extract":
-                extracted = emb.extract(tests, enroll_vec[name][rows])
-                test_emb = emb.embed(extracted)
-                if condition.kind != "clean":
-                    tgt = labels == 1
-                    before = np.asarray(losses.si_snr(tests[tgt], clean_tests[tgt]))
-                    after = np.asarray(losses.si_snr(extracted[tgt], clean_tests[tgt]))
-                    row["si_snri"] = float(np.mean(after - before))
-            else:
-                test_emb = emb.embed(tests)
-            scores = _cosine(enroll_emb[name][rows], test_emb)
-            e, _ = metrics.eer(scores, labels)
-            d, _ = metrics.min_dcf(scores, labels, p_target=ev.p_target)
-            row.update(eer=100.0 * e, min_dcf=float(d))
-            results[name][condition.name] = row
-            fpr, fnr, _ = metrics.det_curve(scores, labels)
-            curves.setdefault(condition.name, {})[name] = (fpr, fnr)
+    conditions = cond_lib.conditions_from_config(ev)
+    extraction_trials = _subset_indices(eval_set.trials, ev.extraction_max_trials, ev.seed + 1)
+    scored = score_systems(systems, eval_set, conditions, extraction_trials=extraction_trials)
+    results, paired = summarize(scored, eval_set, ev, primary=primary)
     if outdir:
-        write_reports(
-            results,
-            curves,
-            outdir,
-            meta={
-                "num_trials": len(trials),
-                "target_trials": int(labels.sum()),
-                "eval_seconds": ev.seconds,
-                "seed": ev.seed,
-                "noise": noise.describe() if noise else "colored Gaussian (1/f^a, a ~ U[0, 2])",
-            },
-        )
-    return results
+        meta = {
+            "num_trials": len(eval_set.trials),
+            "target_trials": int(eval_set.labels.sum()),
+            "enroll_utterances": len(eval_set.enroll_keys),
+            "test_utterances": len(eval_set.test_keys),
+            "speakers": len(set(eval_set.enroll_speaker.tolist())),
+            "eval_seconds": ev.seconds,
+            "seed": ev.seed,
+            "interval": f"{100 * LEVEL:g} % percentile bootstrap",
+            "bootstrap_unit": "enrollment speaker" if ev.bootstrap_unit == "speaker" else "trial",
+            "bootstrap_replicates": ev.bootstrap_replicates,
+            "interferer_conflicts": eval_set.interferer_conflicts,
+            "noise": eval_set.noise.describe()
+            if eval_set.noise
+            else "colored Gaussian (1/f^a, a ~ U[0, 2])",
+        }
+        write_reports(results, paired, scored, eval_set, outdir, meta=meta)
+    return results, paired
 
 
 def check_eval_inputs(config) -> None:
@@ -199,30 +297,52 @@ def check_eval_inputs(config) -> None:
     load_eval_set(config)
 
 
+def reference_systems(config, model, eval_set: EvalSet) -> list[System]:
+    """The untrained model and the hand-crafted references (see the module docstring)."""
+    untrained = model.init(
+        jax.random.PRNGKey(config.seed + 1),
+        np.zeros((1, config.mixing.num_conditions, 1600), np.float32),
+    )["params"]
+    rate = int(config.data.sample_rate)
+    reference = reference_waveforms(config)
+    out = [
+        System("untrained", BatchedModel(model, untrained, config.eval.batch_size)),
+        System("log-mel", LogMelEmbedder(rate, reference)),
+        System("mfcc", MfccStatsEmbedder(rate, reference)),
+    ]
+    for other in config.eval.reference_rates:
+        if int(other) == rate:
+            continue
+        es = load_eval_set(config, int(other), trials=eval_set.trials)
+        ref = reference_waveforms(config, int(other))
+        out.append(
+            System(f"mfcc@{int(other) // 1000}k", MfccStatsEmbedder(int(other), ref), eval_set=es)
+        )
+    return out
+
+
 def evaluate_workdir(config, workdir: str, *, model=None, params=None, step=None, outdir=None):
-    """Evaluate a run (and the untrained and log-mel references); print and save the tables."""
+    """Evaluate a run against the references; print and save the tables.
+
+    Returns:
+      the results dict of :func:`summarize` (EER % per system and condition, with intervals).
+    """
     t0 = time.time()
     noise_bank(config)  # a bad noise folder fails before the checkpoint is read
     if params is None:
         model, params, step = checkpointing.restore_params(config, workdir, step)
     outdir = outdir or os.path.join(workdir, "eval")
-    source, trials = load_eval_set(config)
-    untrained = model.init(
-        jax.random.PRNGKey(config.seed + 1),
-        np.zeros((1, config.mixing.num_conditions, 1600), np.float32),
-    )["params"]
+    eval_set = load_eval_set(config)
     trained = BatchedModel(model, params, config.eval.batch_size)
-    systems = {config.method: (trained, "plain")}
+    systems = [System(config.method, trained)]
     if config.method == "csc" and config.eval.extraction_scoring:
-        systems["csc+extract"] = (trained, "extract")
-    systems["untrained"] = (BatchedModel(model, untrained, config.eval.batch_size), "plain")
-    train_source = sources.make_source(config, "train")
-    length = samples(config.eval.seconds, config.data.sample_rate)
-    rng = np.random.default_rng(config.eval.seed)
-    ref_idx = rng.permutation(len(train_source))[: min(200, len(train_source))]
-    reference = np.stack([cond_lib.fit_length(train_source[int(i)], length) for i in ref_idx])
-    systems["log-mel"] = (LogMelEmbedder(config.data.sample_rate, reference), "plain")
-    results = run_protocol(systems, source, trials, config, outdir)
-    print(format_table(results), flush=True)
-    print(f"eval: {len(trials)} trials, {time.time() - t0:.0f} s, written to {outdir}", flush=True)
+        systems.append(System("csc+extract", trained, "extract"))
+    systems += reference_systems(config, model, eval_set)
+    results, paired = run_protocol(systems, eval_set, config, outdir, primary=config.method)
+    print(format_table(results, paired), flush=True)
+    print(
+        f"eval: {len(eval_set.trials)} trials ({int(eval_set.labels.sum())} target), "
+        f"{time.time() - t0:.0f} s, written to {outdir}",
+        flush=True,
+    )
     return results

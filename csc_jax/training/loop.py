@@ -239,11 +239,14 @@ def _run(config, workdir, stop, program, ckpt, state, start, evaluators):
             t_last, step_last = time.time(), s
 
     def evaluate(s: int) -> None:
-        """Run the evaluators due at step ``s`` (process 0) and log their metrics."""
+        """Run the evaluators due at step ``s`` (process 0) and log their metrics; their time
+        is left out of the logged training rate (steps_per_sec)."""
+        nonlocal t_last
         due = [e for e in evaluators if s % e.every == 0 or s == steps]
         if not due or not main_process:
             return
         drain()  # the state evaluated must have finite, logged metrics
+        t_eval = time.time()
         params = _local_copy(dp.single(state).params)
         row = {}
         with jax.transfer_guard("allow"):  # evaluators feed host audio to their own programs
@@ -251,8 +254,11 @@ def _run(config, workdir, stop, program, ckpt, state, start, evaluators):
                 row.update({f"{e.name}/{k}": v for k, v in e(s, params).items()})
         writer.write(s, row, tensorboard_prefix="")
         bar.set_postfix(metric_log.short(row))
+        t_last += time.time() - t_eval
 
     step = start
+    if start == 0:
+        evaluate(0)  # the curve starts at the untrained model
     try:
         with jax.transfer_guard("disallow"):
             while True:

@@ -43,13 +43,19 @@ def stream_weights(out, mixed, config) -> tuple[jnp.ndarray, jnp.ndarray]:
     return es / total, ei / total
 
 
-def component_streams(params, model, mixed) -> tuple[jnp.ndarray, jnp.ndarray]:
+def component_streams(params, model, mixed, conditions: int = 0) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Target and interference streams as K=1 global vectors of the mixed components.
 
-    Returns (e+ (B, K, D), e- (B, K, D)) float32: the model's own single-utterance embedding of
-    the target component and of the interfering-speech component of each mixture.
+    ``conditions``: embed the components of the first this many conditions only (0 = all K);
+    fewer component passes cost less trunk work (each is a full forward and backward pass).
+
+    Returns (e+ (B, J, D), e- (B, J, D)) float32, J = ``conditions`` or K: the model's own
+    single-utterance embedding of the target component and of the interfering-speech
+    component of each of those mixtures.
     """
     target, interference = mixed["target"], mixed["interference"]
+    if conditions:
+        target, interference = target[:, :conditions], interference[:, :conditions]
     b, k, t = target.shape
     both = jnp.stack([target, interference], axis=2).reshape(b * k * 2, 1, t)
     g = model.apply({"params": params}, both, separate=False)["global"]
@@ -71,7 +77,9 @@ def csc_objective(params, model, mixed, config):
         component_params = params
         if config.loss.stop_gradient_components:
             component_params = jax.lax.stop_gradient(params)
-        e_target, e_interf = component_streams(component_params, model, mixed)
+        e_target, e_interf = component_streams(
+            component_params, model, mixed, config.loss.component_conditions
+        )
         w_target = out["target_weights"]
     else:
         w_target, w_interf = stream_weights(out, mixed, config)  # (B, K, F) each

@@ -130,14 +130,15 @@ class AudioSource:
 
 
 def make_source(config: Any, split: str) -> AudioSource:
-    """The `split` ('train' or 'test') source chosen by ``config.data.source``.
+    """The `split` ('train', 'test' or 'val') source chosen by ``config.data.source``.
 
     Builds (and so checks) the whole index: for a folder every file is validated here, before
     the caller compiles anything.
 
     Args:
       config: the whole experiment ConfigDict (reads ``config.data``).
-      split: 'train' or 'test'.
+      split: 'train', 'test' or 'val' (validation speakers: the synthetic corpus's own
+        split, ``data.folder.val_root`` or ``data.tfds.val_split``).
 
     Raises:
       ConfigError: no folder configured for `split`, or an unknown ``config.data.source``.
@@ -150,8 +151,8 @@ def make_source(config: Any, split: str) -> AudioSource:
 
     data = config.data
     kind = data.source
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split not in ("train", "test", "val"):
+        raise ValueError(f"split must be 'train', 'test' or 'val', got {split!r}")
     cache_dir = data.get("cache_dir") or None
     if kind == "synthetic":
         from csc_jax.data import synthetic
@@ -159,7 +160,7 @@ def make_source(config: Any, split: str) -> AudioSource:
         corpus = synthetic.load_or_generate(data.synthetic, split, data.sample_rate, data.cache_dir)
         return SyntheticSource(corpus)
     if kind == "folder":
-        field = "train_root" if split == "train" else "test_root"
+        field = f"{split}_root"
         root = data.folder.get(field, "")
         if not root:
             raise ConfigError(
@@ -175,7 +176,9 @@ def make_source(config: Any, split: str) -> AudioSource:
         )
     if kind == "tfds":
         t = data.tfds
-        split_name = t.train_split if split == "train" else t.get("test_split", "test")
+        split_name = t.get(f"{split}_split", "")
+        if not split_name:
+            raise ConfigError(f"config.data.source='tfds' needs config.data.tfds.{split}_split")
         return TfdsSource(
             t.name,
             split_name,

@@ -39,11 +39,15 @@ def _split_layout(p: dict, split: str) -> tuple[int, int, int]:
     """Returns (number of speakers, utterances per speaker, first speaker number)."""
     if split == "train":
         return p["num_train_speakers"], p["train_utterances_per_speaker"], 0
-    return p["num_test_speakers"], p["test_utterances_per_speaker"], p["num_train_speakers"]
+    if split == "test":
+        return p["num_test_speakers"], p["test_utterances_per_speaker"], p["num_train_speakers"]
+    first = p["num_train_speakers"] + p["num_test_speakers"]
+    return p["num_val_speakers"], p["val_utterances_per_speaker"], first
 
 
 def speaker_name(number: int) -> str:
-    """Speaker name for a global speaker number (test speakers follow the train speakers)."""
+    """Speaker name for a global speaker number (test speakers follow the train speakers,
+    validation speakers the test speakers)."""
     return f"spk{number:04d}"
 
 
@@ -60,7 +64,7 @@ def generate_corpus(
     Args:
       params: c.data.synthetic: seed, num_train_speakers, num_test_speakers,
         train_utterances_per_speaker, test_utterances_per_speaker, min_seconds, max_seconds.
-      split: 'train' or 'test'.
+      split: 'train', 'test' or 'val' (validation speakers, disjoint from both).
       sample_rate: output rate in Hz (>= 8000).
       progress: show a tqdm bar; None shows it only when stderr is a terminal.
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "val")
 NUM_SESSIONS = 3
 PARAM_KEYS = (
     "seed",
@@ -16,6 +16,8 @@ PARAM_KEYS = (
     "num_test_speakers",
     "train_utterances_per_speaker",
     "test_utterances_per_speaker",
+    "num_val_speakers",
+    "val_utterances_per_speaker",
     "min_seconds",
     "max_seconds",
 )
@@ -26,7 +28,7 @@ MAX_SECONDS = 60.0
 # First SeedSequence word: keeps these streams apart from anything else seeded with the same
 # corpus seed.
 _SEED_NAMESPACE = 0xC5C0
-_SPLIT_CODE = {"train": 1, "test": 2}
+_SPLIT_CODE = {"train": 1, "test": 2, "val": 3}
 KIND_SPEAKER, KIND_SESSION, KIND_UTTERANCE = 0, 1, 2
 
 
@@ -53,7 +55,7 @@ def validate_params(params: Mapping) -> dict:
         if key not in raw:
             raise ValueError(f"missing synthetic corpus param {key!r} (data.synthetic.{key})")
     out: dict = {}
-    for key in PARAM_KEYS[:5]:
+    for key in PARAM_KEYS[:7]:
         value = raw[key]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"synthetic corpus param {key!r} must be an integer, got {value!r}")

@@ -1,0 +1,124 @@
+"""The systems a results page compares: CSC, the SimCLR baseline and the ablations.
+
+A variant is a name plus config overrides on top of a shared base config, so everything else
+(encoder, speaker branch, data, on-device mixing, training budget, evaluation) is the same.
+``match_time_of`` makes an *equal wall-time* variant: its step count is set so that it trains
+as long as the named variant did (see csc_jax/experiments/runner.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from csc_jax import config as config_lib
+from csc_jax.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One system of the comparison.
+
+    Attributes:
+      name: row label and workdir prefix.
+      overrides: ``{"dotted.key": value}`` applied on top of the base config.
+      description: one line for the report.
+      match_time_of: name of the variant whose training wall time this one matches (its steps
+        are set from the measured step rates of both), or "" for the base config's steps.
+    """
+
+    name: str
+    overrides: Mapping[str, Any]
+    description: str
+    match_time_of: str = ""
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("csc", {}, "CSC as defined in docs/method.md (the base config)"),
+    Variant(
+        "simclr",
+        {"method": "simclr"},
+        "SimCLR baseline: NT-Xent between two conditions of a target, in-batch negatives",
+    ),
+    Variant(
+        "simclr-time",
+        {"method": "simclr"},
+        "SimCLR trained for csc's wall time (more steps: a SimCLR step is cheaper)",
+        match_time_of="csc",
+    ),
+    Variant(
+        "csc-no-xattn",
+        {"model.use_cross_attention": False},
+        "CSC with a mean-pooled global vector instead of cross-attention",
+    ),
+    Variant("csc-no-sep", {"loss.lambda_sep": 0.0}, "CSC without the separation loss"),
+    Variant("csc-no-csc", {"loss.lambda_csc": 0.0}, "CSC without the contrastive loss"),
+    Variant(
+        "csc-K1", {"mixing.num_conditions": 1}, "CSC with one interfering condition per target"
+    ),
+    Variant("csc-sep0.1", {"loss.lambda_sep": 0.1}, "CSC with the separation loss weighted 0.1"),
+    Variant(
+        "csc-sgcomp",
+        {"loss.stop_gradient_components": True},
+        "cheaper CSC: the component passes are fixed targets (no gradient through them)",
+    ),
+    Variant(
+        "csc-comp1",
+        {"loss.component_conditions": 1},
+        "cheaper CSC: components of one of the K conditions embedded (a third of the passes)",
+    ),
+)
+
+
+def variant_names() -> list[str]:
+    return [v.name for v in VARIANTS]
+
+
+def select_variants(names: Sequence[str] | None) -> list[Variant]:
+    """Variants by name in registry order (None or empty: all); unknown names raise.
+
+    A time-matched variant needs the variant it matches: it is added when missing.
+    """
+    if not names:
+        return list(VARIANTS)
+    known = {v.name: v for v in VARIANTS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(variant_names())}"
+        )
+    wanted = set(names)
+    wanted |= {known[n].match_time_of for n in names if known[n].match_time_of}
+    return [v for v in VARIANTS if v.name in wanted]
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2); raises ConfigError on an empty list, junk or duplicates."""
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError as e:
+        raise ConfigError(f"seeds must be a comma-separated list of integers, got {text!r}") from e
+    if not seeds:
+        raise ConfigError(f"no seeds in {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"duplicate seeds in {text!r}")
+    return seeds
+
+
+def run_config(base_config, variant: Variant, seed: int, steps: int | None = None):
+    """A validated copy of ``base_config`` with the variant's overrides, seed and steps."""
+    config = base_config.copy_and_resolve_references()
+    for key, value in variant.overrides.items():
+        config_lib.set_dotted(config, key, value, where=f"variant {variant.name}")
+    config.seed = int(seed)
+    if steps is not None:
+        config.train.steps = int(steps)
+    config.train.eval_at_end = True
+    config_lib.validate_config(config)
+    return config
+
+
+def separates(config: Mapping) -> bool:
+    """Whether a run's model is trained to separate (so 'csc+extract' is meaningful)."""
+    return config["method"] == "csc" and float(config["loss"]["lambda_sep"]) > 0
