@@ -257,8 +257,7 @@ def _run(config, workdir, stop, program, ckpt, state, start, evaluators):
         t_last += time.time() - t_eval
 
     step = start
-    if start == 0:
-        evaluate(0)  # the curve starts at the untrained model
+    evaluate_untrained = start == 0  # the curve starts at the untrained model
     try:
         with jax.transfer_guard("disallow"):
             while True:
@@ -268,6 +267,11 @@ def _run(config, workdir, stop, program, ckpt, state, start, evaluators):
                         ckpt.save(step, dp.single(state), iterator)
                     ckpt.wait()
                     raise Preempted(step, workdir, stop.signal)
+                if evaluate_untrained:
+                    # After the stop check: a signal during set-up stops without evaluating.
+                    evaluate(0)
+                    evaluate_untrained = False
+                    continue  # a signal during this evaluation stops before the first step
                 if step >= steps:
                     break
                 batch = next(iterator)
