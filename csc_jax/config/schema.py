@@ -31,7 +31,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.batch_size = 8  # global number of target utterances per step
     c.data.num_workers = 0  # grain worker processes (0 = in-process)
     c.data.cache_dir = "cache"  # where generated corpora and indexes are cached
-    # Embedded procedural corpus (csc_jax/data/synthetic.py).
+    # Embedded procedural corpus (csc_jax/data/synthetic/).
     c.data.synthetic = ml_collections.ConfigDict()
     c.data.synthetic.seed = 1234
     c.data.synthetic.num_train_speakers = 200
