@@ -32,12 +32,14 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# docs/results.md: CSC vs SimCLR, 3 seeds each, the demo's config (600 steps).
 results: setup
-	$(PY) scripts/run_results.py --out docs/results.md --workdir_root runs/results
+	$(PY) scripts/run_results.py --config configs/default.py --variants csc,simclr --seeds 0,1,2 \
+		--out docs/results.md --workdir_root runs/results
 
-# Needs the local TTS corpus (docs/tts_corpus.md): CSC and SimCLR, seed 0.
+# Needs the local TTS corpus (docs/tts_corpus.md): CSC and SimCLR, 3 seeds each.
 results-tts: setup
-	$(PY) scripts/run_results.py --config configs/tts.py --variants csc,simclr --seeds 0 \
+	$(PY) scripts/run_results.py --config configs/tts.py --variants csc,simclr --seeds 0,1,2 \
 		--out docs/results_tts.md --workdir_root runs/results_tts
 
 benchmark: setup

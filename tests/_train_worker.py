@@ -68,8 +68,11 @@ def tiny_cli_flags(cache_dir, **overrides) -> list[str]:
 FAST_COMPILE_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 
-def subprocess_env(compile_cache=None, devices: int | None = None, fast_compile=False) -> dict:
+def subprocess_env(compile_cache=None, devices: int | None = None, fast_compile=True) -> dict:
     """Environment for a child JAX process: CPU, optional simulated devices and compile cache.
+
+    ``fast_compile`` (the default, as for the test processes themselves, tests/conftest.py):
+    the FAST_COMPILE_FLAGS; ``False`` for a child whose run time, not compile time, counts.
 
     The persistent compilation cache lets later processes load the executables an earlier
     one compiled (identical binaries); it only saves time.

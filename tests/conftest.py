@@ -8,6 +8,14 @@ from csc_jax import allocator
 
 # Tests run on the host CPU; more than one simulated device is opted into per test process.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The tests' programs are tiny, so XLA's LLVM code generation is most of their cost: compile
+# with the fast flags (same HLO program; tests/_train_worker.py) in this process and its
+# children. A child whose speed matters clears them (subprocess_env(fast_compile=False)).
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    ).strip()
 # pytest's own process cannot re-execute itself (its output capture is set up), so the host
 # allocator settings go into the environment: xdist workers and every subprocess start with
 # them (csc_jax/allocator.py; `make test` sets them for the main process too).

@@ -10,11 +10,13 @@ import subprocess
 import sys
 
 import pytest
+from _train_worker import subprocess_env
 from conftest import make_tiny_config
 
 from csc_jax import benchmarking as bm
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS_DIR)
 
 
 def _tiny_backbone(config) -> bm.BackboneShapes:
@@ -45,28 +47,50 @@ def _is_number(x) -> bool:
 
 
 def test_smoke_run_writes_complete_report(shared_cache, tmp_path):
-    config = make_tiny_config(shared_cache)
-    settings = bm.BenchSettings(
-        modes=bm.MODES,
-        parallel=("sharding", "pmap"),
-        dtypes=("float32",),
-        steps=2,
-        warmup=1,
-        pipeline_batches=2,
-        backbone=(_tiny_backbone(config),),
-        pytorch_python=_fake_pytorch(tmp_path, 0.5),
-        pytorch_rounds=2,
-        profile_dir=str(tmp_path / "profile"),
-        profile_steps=1,
-        loss_shape=(4, 2, 800),
-        roofline_matmul_sizes=(16, 32),
-        roofline_stream_mib=1,
+    # Run in a child process with the fast-compile flags: the smoke run compiles a dozen
+    # programs (both parallel modes, backbone, losses, profile) whose speed it does not check.
+    out, log = tmp_path / "bench.json", tmp_path / "log.txt"
+    code = f"""
+import sys
+sys.path.insert(0, {TESTS_DIR!r})
+from conftest import make_tiny_config
+from test_benchmark import _fake_pytorch, _tiny_backbone
+from pathlib import Path
+from csc_jax import benchmarking as bm
+tmp_path = Path({str(tmp_path)!r})
+config = make_tiny_config({str(shared_cache)!r})
+settings = bm.BenchSettings(
+    modes=bm.MODES,
+    parallel=("sharding", "pmap"),
+    dtypes=("float32",),
+    steps=2,
+    warmup=1,
+    pipeline_batches=2,
+    backbone=(_tiny_backbone(config),),
+    pytorch_python=_fake_pytorch(tmp_path, 0.5),
+    pytorch_rounds=2,
+    profile_dir=str(tmp_path / "profile"),
+    profile_steps=1,
+    loss_shape=(4, 2, 800),
+    roofline_matmul_sizes=(16, 32),
+    roofline_stream_mib=1,
+)
+logged = []
+report = bm.run(config, settings, log=logged.append)
+bm.write_report(report, {str(out)!r})
+Path({str(log)!r}).write_text("\\n".join(logged))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=subprocess_env(fast_compile=True),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    logged = []
-    report = bm.run(config, settings, log=logged.append)
-    out = tmp_path / "bench.json"
-    bm.write_report(report, str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())  # what a reader of the file sees
+    logged = log.read_text().splitlines()
 
     env = report["environment"]  # csc_jax.io_utils.machine_info()
     for key in ("jax", "jaxlib", "flax", "optax", "numpy", "device_kind", "backend", "cpu"):

@@ -1,9 +1,13 @@
 """benchmark.py --mode=memory: the train step compiled, not run, on the tiny config."""
 
+import json
 import os
+import subprocess
+import sys
 
 import jax
 import pytest
+from _train_worker import subprocess_env
 from conftest import make_tiny_config
 
 from csc_jax import benchmarking as bm
@@ -11,20 +15,37 @@ from csc_jax.benchmarking import memory
 from csc_jax.config import ConfigError, load_config_file
 from csc_jax.training import setup
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS_DIR)
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
+    # Compiled in a child process with the fast-compile flags (LLVM code generation, not
+    # the HLO buffer assignment that memory_analysis reports, is most of the compile time).
     # Two repeats of two blocks, so the TCN's activations are most of the step's temporaries
     # and its scans run more than one iteration.
-    config = make_tiny_config(
-        tmp_path_factory.mktemp("memory"), **{"model.repeats": 2, "model.hidden": 64}
+    root = tmp_path_factory.mktemp("memory")
+    out = root / "report.json"
+    code = f"""
+import sys
+sys.path.insert(0, {TESTS_DIR!r})
+from _train_worker import subprocess_env
+from conftest import make_tiny_config
+from csc_jax import benchmarking as bm
+from csc_jax.io_utils import atomic_write_json
+config = make_tiny_config({str(root)!r}, **{{"model.repeats": 2, "model.hidden": 64}})
+settings = bm.BenchSettings(
+    modes=("memory",), batch_sizes=(4, 8), segment_seconds=(0.1,), remat=("none", "block")
+)
+atomic_write_json({str(out)!r}, bm.run(config, settings, log=lambda _: None))
+"""
+    env = subprocess_env(fast_compile=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
     )
-    settings = bm.BenchSettings(
-        modes=("memory",), batch_sizes=(4, 8), segment_seconds=(0.1,), remat=("none", "block")
-    )
-    return bm.run(config, settings, log=lambda _: None)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
 
 
 def _by(report, b, remat):

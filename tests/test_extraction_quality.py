@@ -13,9 +13,12 @@ and a female-like voice); for similar voices a model this small does not beat th
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from _train_worker import subprocess_env
 
 import csc_jax
 from csc_jax import config as config_lib
@@ -24,19 +27,23 @@ from csc_jax.data import synthetic
 from csc_jax.evaluation import extraction
 
 F0_RATIO = 1.4
-CONFIG = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "extraction_small.py")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(REPO, "configs", "extraction_small.py")
 
 
 @pytest.fixture(scope="module")
 def extractor(tmp_path_factory, shared_cache):
-    from csc_jax.training.loop import train
-
+    # Trained by train.py in a child process at XLA's full optimisation (the test processes
+    # compile with the fast flags, tests/conftest.py, which make 1200 steps slower).
     workdir = str(tmp_path_factory.mktemp("extractor_run"))
+    cmd = [sys.executable, os.path.join(REPO, "train.py"), "--config", CONFIG]
+    cmd += ["--workdir", workdir, f"--config.data.cache_dir={shared_cache}"]
+    cmd += ["--config.train.progress_bar=False", "--config.train.eval_at_end=False"]
+    env = subprocess_env(fast_compile=False)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     config = config_lib.load_config_file(CONFIG)
     config.data.cache_dir = str(shared_cache)
-    config.train.progress_bar = False
-    config.train.eval_at_end = False
-    train(config, workdir)
     model = csc_jax.load(workdir)
     corpus = synthetic.load_or_generate(
         config.data.synthetic, "test", config.data.sample_rate, config.data.cache_dir
