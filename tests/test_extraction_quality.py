@@ -39,6 +39,7 @@ def extractor(tmp_path_factory, shared_cache):
     cmd = [sys.executable, os.path.join(REPO, "train.py"), "--config", CONFIG]
     cmd += ["--workdir", workdir, f"--config.data.cache_dir={shared_cache}"]
     cmd += ["--config.train.progress_bar=False", "--config.train.eval_at_end=False"]
+    cmd += ["--config.eval.validation_every=0"]  # as before: the loop without evaluators
     env = subprocess_env(fast_compile=False)
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

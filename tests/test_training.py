@@ -387,7 +387,8 @@ def test_stop_gradient_components_keeps_the_loss_and_changes_only_the_gradient(t
 
     def value_and_grad(stop):
         tiny_config.loss.stop_gradient_components = stop
-        fn = jax.value_and_grad(lambda p: csc_objective(p, model, mixed, tiny_config)[0])
+        # jit: one compiled program per setting instead of op-by-op dispatch.
+        fn = jax.jit(jax.value_and_grad(lambda p: csc_objective(p, model, mixed, tiny_config)[0]))
         return fn(params)
 
     v0, g0 = value_and_grad(False)
