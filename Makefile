@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) train.py --config configs/default.py --workdir $(DEMO_DIR)
+	$(PY) train.py --config configs/demo.py --workdir $(DEMO_DIR)
 
 # pytest runs under the host allocator settings that train.py sets for itself
 # (csc_jax/allocator.py): `python -m csc_jax.allocator CMD` runs CMD with them.
@@ -32,7 +32,7 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-# docs/results.md: CSC vs SimCLR, 3 seeds each, the demo's config (600 steps).
+# docs/results.md: CSC vs SimCLR, 3 seeds each, configs/default.py (600 steps).
 results: setup
 	$(PY) scripts/run_results.py --config configs/default.py --variants csc,simclr --seeds 0,1,2 \
 		--out docs/results.md --workdir_root runs/results

@@ -135,3 +135,55 @@ def test_mfcc_reference_matches_a_hand_computation(rate):
     stats = z.stats(refs)
     expected = (emb.stats(x[None])[0] - stats.mean(0)) / (stats.std(0) + 1e-8)
     np.testing.assert_allclose(z.embed(x[None])[0], expected / np.linalg.norm(expected), rtol=1e-5)
+
+
+class _CountingEmbedder:
+    """A deterministic numpy stand-in for BatchedModel that counts the rows it is given."""
+
+    def __init__(self):
+        self.rows = {"embed": 0, "global_vectors": 0, "extract": 0}
+        self.proj = np.random.default_rng(0).standard_normal((64, 8))
+
+    def _feat(self, x):
+        return np.abs(np.fft.rfft(x, 126, axis=-1))[:, :64] @ self.proj
+
+    def embed(self, x):
+        self.rows["embed"] += len(x)
+        return self._feat(x)
+
+    def global_vectors(self, x):
+        self.rows["global_vectors"] += len(x)
+        return self._feat(x) * 2.0
+
+    def extract(self, mixtures, vectors):
+        self.rows["extract"] += len(mixtures)
+        return mixtures * np.tanh(vectors[:, :1])
+
+
+def test_clean_enrollment_is_embedded_once_per_model(tiny_config):
+    """'csc' and 'csc+extract' share one model: its clean enrollment is embedded once, and
+    the enrollment's global vectors are computed once, not once per condition."""
+    from csc_jax.evaluation import conditions as cond_lib
+
+    eval_set = verification.load_eval_set(tiny_config)
+    conditions = cond_lib.conditions_from_config(tiny_config.eval)
+    n_enroll, n_test = len(eval_set.enroll_keys), len(eval_set.test_keys)
+    extraction_trials = np.arange(min(10, len(eval_set.trials)))
+    model = _CountingEmbedder()
+    systems = [verification.System("a", model), verification.System("a+x", model, "extract")]
+    scored = verification.score_systems(
+        systems, eval_set, conditions, extraction_trials=extraction_trials
+    )
+    assert model.rows["global_vectors"] == n_enroll
+    extracted = len(conditions) * extraction_trials.size
+    assert model.rows["embed"] == n_enroll + len(conditions) * n_test + extracted
+    assert model.rows["extract"] == extracted
+    # The same scores as a model that is not shared (embedded separately for each system).
+    alone = verification.score_systems(
+        [verification.System("a", _CountingEmbedder())],
+        eval_set,
+        conditions,
+        extraction_trials=extraction_trials,
+    )
+    for cond in alone["a"]:
+        np.testing.assert_array_equal(alone["a"][cond]["scores"], scored["a"][cond]["scores"])

@@ -167,11 +167,19 @@ def score_systems(
                 f"system {s.name!r}: scoring {s.scoring!r} is not one of {SCORING_MODES}"
             )
     all_trials = np.arange(len(eval_set.trials))
-    enroll = {}
+    # Enrollment is clean, so its embeddings (and, for extraction scoring, its global vectors)
+    # are computed once per embedder and audio, not once per system and condition: 'csc' and
+    # 'csc+extract' share one model.
+    enroll, cache = {}, {}
     for s in systems:
         es = s.eval_set or eval_set
-        wave = es.enrollment()
-        enroll[s.name] = (s.embedder.embed(wave), wave)
+        key = (id(s.embedder), id(es))
+        if key not in cache:
+            wave = es.enrollment()
+            cache[key] = {"wave": wave, "emb": s.embedder.embed(wave)}
+        if s.scoring == "extract" and "vectors" not in cache[key]:
+            cache[key]["vectors"] = s.embedder.global_vectors(cache[key]["wave"])
+        enroll[s.name] = cache[key]
     out: dict = {s.name: {} for s in systems}
     for ci, condition in enumerate(conditions):
         tests_by_set: dict[int, np.ndarray] = {}
@@ -180,14 +188,14 @@ def score_systems(
             if id(es) not in tests_by_set:
                 tests_by_set[id(es)] = es.tests(condition, ci)
             tests = tests_by_set[id(es)]
-            emb, enroll_wave = enroll[s.name]
+            emb = enroll[s.name]["emb"]
             if s.scoring == "plain":
                 test_emb = s.embedder.embed(tests)
                 sc = _cosine(emb[es.enroll_row], test_emb[es.test_row])
                 out[s.name][condition.name] = {"scores": sc, "trials": all_trials}
                 continue
             idx = extraction_trials
-            vectors = s.embedder.global_vectors(enroll_wave)
+            vectors = enroll[s.name]["vectors"]
             mixtures = tests[es.test_row[idx]]
             extracted = s.embedder.extract(mixtures, vectors[es.enroll_row[idx]])
             sc = _cosine(emb[es.enroll_row[idx]], s.embedder.embed(extracted))
