@@ -1,23 +1,31 @@
 """Host memory allocator for XLA:CPU, chosen before JAX starts.
 
-XLA:CPU allocates a training step's temporaries (gigabytes per step at the demo's shapes)
-with ``malloc`` and frees them when the step ends. glibc's defaults serve such blocks with
-``mmap`` and return them with ``munmap``, so every step maps, page-faults and zeroes them
+XLA:CPU allocates a training step's temporaries as one block (about 2.2 GiB at the demo's
+shapes) with ``malloc`` and frees it when the step ends. glibc's defaults serve such blocks
+with ``mmap`` and return them with ``munmap``, so every step maps, page-faults and zeroes them
 afresh: about half of a CPU training step was kernel time (docs/performance.md has the
-measurements). :func:`ensure` re-executes the program once with one of:
+measurements). :func:`ensure` re-executes the program once with one of, in this order of
+preference ('auto'):
 
-* ``mimalloc`` (default where available): mimalloc, from the ``cmeel-mimalloc`` wheel that
-  pip installs with csc-jax on Linux, preloaded (``LD_PRELOAD``) with ``MIMALLOC_PURGE_DELAY=-1``:
-  freed memory stays mapped and is reused, so the step stops faulting;
+* ``tcmalloc`` where the system has it (Debian/Ubuntu ``libtcmalloc-minimal4``; found, never
+  required): it keeps a freed block mapped and hands it out again, so a step after the first
+  takes no page faults for its temporaries (kernel share about 0.5 % of a step);
+* ``mimalloc`` (default on a pip-only host): mimalloc, from the ``cmeel-mimalloc`` wheel that
+  pip installs with csc-jax on Linux, preloaded (``LD_PRELOAD``) with
+  ``MIMALLOC_PURGE_DELAY=-1``. It keeps small and medium blocks, but serves blocks larger than
+  its arenas' largest object straight from the OS and unmaps them on ``free`` (whatever the
+  purge delay), so the 2.2 GiB block is still faulted in on huge pages and zeroed every step
+  (kernel share about 12 %, measured: docs/performance.md);
 * ``glibc``: glibc's own malloc with ``glibc.malloc.hugetlb=1`` (glibc >= 2.35): the mapped
   blocks use transparent huge pages, 512x fewer page faults (the kernel still zeroes them).
 
 Users need nothing installed or set by hand: train.py, eval.py, benchmark.py, the scripts and
 the test suite call :func:`ensure` first (``python -m csc_jax.allocator CMD`` runs any
-command with the settings). ``CSC_JAX_ALLOCATOR=mimalloc|glibc|system`` chooses explicitly
-(``system``: leave the process alone). The default is ``glibc`` wherever an accelerator
-plugin for JAX (jax-cuda*/libtpu) is installed: on a GPU or TPU host the accelerator has its
-own allocator, and nothing is preloaded into a process that talks to its driver.
+command with the settings). ``CSC_JAX_ALLOCATOR=tcmalloc|mimalloc|glibc|system`` chooses
+explicitly (``system``: leave the process alone). The default is ``glibc`` wherever an
+accelerator plugin for JAX (jax-cuda*/libtpu) is installed: on a GPU or TPU host the
+accelerator has its own allocator, and nothing is preloaded into a process that talks to its
+driver.
 """
 
 from __future__ import annotations
@@ -28,10 +36,20 @@ import os
 import platform
 import sys
 
-ENV_CHOICE = "CSC_JAX_ALLOCATOR"  # 'auto' (default) | 'mimalloc' | 'glibc' | 'system'
+ENV_CHOICE = "CSC_JAX_ALLOCATOR"  # 'auto' (default) | 'tcmalloc' | 'mimalloc' | 'glibc' | 'system'
 _APPLIED = "CSC_JAX_ALLOCATOR_APPLIED"  # set before the re-exec, so it happens once
 GLIBC_TUNABLE = "glibc.malloc.hugetlb=1"
 MIMALLOC_ENV = {"MIMALLOC_PURGE_DELAY": "-1"}  # never return freed memory to the kernel
+# tcmalloc would print a line to stderr for every allocation over 1 GiB (each step's block).
+TCMALLOC_ENV = {"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40)}
+PRELOAD_ENV = {"tcmalloc": TCMALLOC_ENV, "mimalloc": MIMALLOC_ENV}
+# Where Debian/Ubuntu, Fedora and Alpine put the system's tcmalloc.
+_TCMALLOC_GLOBS = (
+    "/usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4",
+    "/usr/lib64/libtcmalloc_minimal.so.4",
+    "/usr/lib/libtcmalloc_minimal.so.4",
+    "/usr/local/lib/libtcmalloc_minimal.so.4",
+)
 _ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "libtpu")
 
 
@@ -50,6 +68,20 @@ def mimalloc_library() -> str | None:
     return None
 
 
+def tcmalloc_library() -> str | None:
+    """Path of the system's libtcmalloc_minimal.so.4 (gperftools), or None."""
+    for pattern in _TCMALLOC_GLOBS:
+        hits = sorted(p for p in glob.glob(pattern) if os.access(p, os.R_OK))
+        if hits:
+            return hits[0]
+    return None
+
+
+def library(kind: str) -> str | None:
+    """The shared library preloaded for ``kind`` ('tcmalloc' or 'mimalloc'), or None."""
+    return {"tcmalloc": tcmalloc_library, "mimalloc": mimalloc_library}[kind]()
+
+
 def _accelerator_plugin() -> bool:
     """Whether a JAX GPU/TPU plugin is installed (checked without importing it)."""
     for name in _ACCELERATOR_PLUGINS:
@@ -62,26 +94,33 @@ def _accelerator_plugin() -> bool:
 
 
 def choice() -> str:
-    """The allocator this process should run with: 'mimalloc', 'glibc' or 'system'."""
+    """The allocator this process should run with: 'tcmalloc', 'mimalloc', 'glibc' or 'system'."""
     wanted = os.environ.get(ENV_CHOICE, "auto")
     if wanted == "system" or not _glibc():
         return "system"
     if wanted == "glibc":
         return "glibc"
-    if wanted not in ("auto", "mimalloc"):
+    if wanted not in ("auto", *PRELOAD_ENV):
         return "system"  # an unknown value must not break the program: say so in describe()
-    if mimalloc_library() and (wanted == "mimalloc" or not _accelerator_plugin()):
-        return "mimalloc"
+    if wanted in PRELOAD_ENV:  # asked for by name: used if present, else the next best
+        order = [wanted] + [k for k in PRELOAD_ENV if k != wanted]
+    elif _accelerator_plugin():
+        return "glibc"
+    else:
+        order = list(PRELOAD_ENV)
+    for kind in order:
+        if library(kind):
+            return kind
     return "glibc"
 
 
 def wanted_environment() -> dict[str, str]:
     """The environment variables of :func:`choice` ({} for 'system')."""
     kind = choice()
-    if kind == "mimalloc":
-        lib = mimalloc_library()
+    if kind in PRELOAD_ENV:
+        lib = library(kind)
         preload = [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p and p != lib]
-        return {"LD_PRELOAD": ":".join([lib, *preload]), **MIMALLOC_ENV}
+        return {"LD_PRELOAD": ":".join([lib, *preload]), **PRELOAD_ENV[kind]}
     if kind == "glibc":
         current = [t for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if t]
         if any(t.split("=", 1)[0] == GLIBC_TUNABLE.split("=")[0] for t in current):
@@ -96,7 +135,7 @@ def in_force() -> bool:
     if "LD_PRELOAD" in want:
         lib = want["LD_PRELOAD"].split(":")[0]
         return lib in os.environ.get("LD_PRELOAD", "").split(":") and all(
-            os.environ.get(k) == v for k, v in MIMALLOC_ENV.items()
+            os.environ.get(k) == v for k, v in PRELOAD_ENV[choice()].items()
         )
     return all(os.environ.get(k) == v for k, v in want.items())
 
@@ -134,7 +173,7 @@ def set_for_children() -> None:
 def verify() -> bool | None:
     """Whether the settings are in effect in this process, read from its own memory map.
 
-    mimalloc: its library is mapped (/proc/self/maps). glibc: a freshly touched 64 MiB
+    tcmalloc / mimalloc: its library is mapped (/proc/self/maps). glibc: a freshly touched 64 MiB
     ``malloc`` block is backed by transparent huge pages (AnonHugePages in /proc/self/smaps;
     False where the kernel has THP disabled). None for 'system' or where it cannot be read.
     """
@@ -142,9 +181,12 @@ def verify() -> bool | None:
     if kind == "system":
         return None
     try:
-        if kind == "mimalloc":
+        if kind in PRELOAD_ENV:
+            lib = library(kind) or ""
+            # The map names the file the soname link resolves to (e.g. ...so.4.5.9).
+            names = {os.path.basename(lib), os.path.basename(os.path.realpath(lib))} - {""}
             with open("/proc/self/maps") as f:
-                return any("libmimalloc" in line for line in f)
+                return any(line.split()[-1].rsplit("/", 1)[-1] in names for line in f)
         return _block_uses_huge_pages()
     except OSError:
         return None
@@ -183,8 +225,9 @@ def describe() -> str:
         why = "not glibc" if not _glibc() else f"{ENV_CHOICE}={os.environ.get(ENV_CHOICE)}"
         return f"system ({why})"
     state = "in force" if in_force() else "NOT in force"
-    if kind == "mimalloc":
-        return f"mimalloc ({state}): {mimalloc_library()}, MIMALLOC_PURGE_DELAY=-1"
+    if kind in PRELOAD_ENV:
+        env = ", ".join(f"{k}={v}" for k, v in PRELOAD_ENV[kind].items())
+        return f"{kind} ({state}): {library(kind)}, {env}"
     return f"glibc ({state}): GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')}"
 
 

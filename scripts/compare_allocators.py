@@ -11,9 +11,10 @@ steady-state kernel share per step (``cpu.kernel_fraction``); its ``mimalloc`` r
 the roofline probes, so they give the step's FLOP/s as a share of the measured matmul peak.
 
 Settings: ``base`` = the ``--baseline`` checkout (e.g. ``git worktree add /tmp/base 6a8e698``)
-with glibc's defaults, as it ran; ``glibc`` / ``hugetlb`` / ``mimalloc`` = this checkout with
-``CSC_JAX_ALLOCATOR=system`` / ``glibc`` (``glibc.malloc.hugetlb=1``) / ``mimalloc`` (the
-default on Linux CPU hosts, csc_jax/allocator.py).
+with glibc's defaults, as it ran; ``glibc`` / ``hugetlb`` / ``mimalloc`` / ``tcmalloc`` = this
+checkout with ``CSC_JAX_ALLOCATOR=system`` / ``glibc`` (``glibc.malloc.hugetlb=1``) /
+``mimalloc`` (the pip wheel) / ``tcmalloc`` (the system's, skipped where there is none; the
+default where there is, csc_jax/allocator.py).
 
 Example (what docs/performance.md's allocator table ran):
     python scripts/compare_allocators.py --baseline /tmp/base --rounds 2 --steps 8 \\
@@ -34,6 +35,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from csc_jax import errors  # noqa: E402
+from csc_jax.allocator import MIMALLOC_ENV, TCMALLOC_ENV, tcmalloc_library  # noqa: E402
 from csc_jax.io_utils import atomic_write, atomic_write_json, markdown_table  # noqa: E402
 
 # setting -> (which checkout, CSC_JAX_ALLOCATOR); the baseline predates csc_jax.allocator.
@@ -42,6 +44,7 @@ SETTINGS = {
     "glibc": ("current", "system"),
     "hugetlb": ("current", "glibc"),
     "mimalloc": ("current", "mimalloc"),
+    "tcmalloc": ("current", "tcmalloc"),  # where the system has it (skipped otherwise)
 }
 
 
@@ -70,7 +73,8 @@ def run_once(
     env.pop("GLIBC_TUNABLES", None)
     env.pop("CSC_JAX_ALLOCATOR", None)
     env.pop("CSC_JAX_ALLOCATOR_APPLIED", None)
-    env.pop("MIMALLOC_PURGE_DELAY", None)
+    for key in (*MIMALLOC_ENV, *TCMALLOC_ENV):
+        env.pop(key, None)
     if allocator is not None:
         env["CSC_JAX_ALLOCATOR"] = allocator
     env["PYTHONPATH"] = repo
@@ -147,6 +151,9 @@ def main(argv=None) -> int:
                 )
         if "base" in names and not args.baseline:
             names.remove("base")
+        if "tcmalloc" in names and tcmalloc_library() is None:
+            print("tcmalloc: not installed on this system, skipped", flush=True)
+            names.remove("tcmalloc")
         if args.baseline and not os.path.isfile(os.path.join(args.baseline, "benchmark.py")):
             raise errors.ConfigError(f"--baseline={args.baseline}: no benchmark.py there")
         os.makedirs(args.out, exist_ok=True)

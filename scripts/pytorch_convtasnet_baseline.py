@@ -92,6 +92,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _mapped_allocator() -> str:
+    """The preloaded malloc this process has mapped (read from /proc/self/maps), so the report
+    shows that PyTorch ran with the same allocator as JAX; 'system' when none is."""
+    names = ("libtcmalloc", "libmimalloc", "libjemalloc")
+    try:
+        with open("/proc/self/maps") as f:
+            hits = {line.split()[-1] for line in f if any(n in line for n in names)}
+    except OSError:
+        return "unknown"
+    return ", ".join(sorted(hits)) or "system"
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     import torch
@@ -181,6 +193,7 @@ def main(argv=None) -> None:
         json.dumps(
             {
                 "implementation": f"asteroid {asteroid.__version__} ConvTasNet (eager)",
+                "allocator": _mapped_allocator(),
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "device": str(device),

@@ -21,7 +21,7 @@ def _clean_env(**extra) -> dict:
     env = subprocess_env()
     for key in ("GLIBC_TUNABLES", "LD_PRELOAD", allocator.ENV_CHOICE, allocator._APPLIED):
         env.pop(key, None)
-    for key in allocator.MIMALLOC_ENV:
+    for key in (*allocator.MIMALLOC_ENV, *allocator.TCMALLOC_ENV):
         env.pop(key, None)
     env.update(extra)
     return env
@@ -50,7 +50,7 @@ def test_train_py_runs_with_the_allocator_mapped(shared_cache, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads((workdir / "run_info.json").read_text())
     assert info["allocator_verified"] is True, info
-    expected = "mimalloc" if allocator.mimalloc_library() else "glibc"
+    expected = next((k for k in allocator.PRELOAD_ENV if allocator.library(k)), "glibc")
     assert info["allocator"].startswith(f"{expected} (in force)"), info["allocator"]
 
 
@@ -58,7 +58,7 @@ def test_train_py_runs_with_the_allocator_mapped(shared_cache, tmp_path):
 @pytest.mark.skipif(allocator.mimalloc_library() is None, reason="cmeel-mimalloc not installed")
 def test_mimalloc_is_mapped_and_the_opt_out_is_not():
     """The check can fail: with CSC_JAX_ALLOCATOR=system nothing is preloaded."""
-    tuned = _python(CHECK, _clean_env())
+    tuned = _python(CHECK, _clean_env(**{allocator.ENV_CHOICE: "mimalloc"}))
     assert tuned.stdout.split() == ["True"], tuned.stderr
     maps_code = "print(any('libmimalloc' in l for l in open('/proc/self/maps')))"
     off = _python(
@@ -82,3 +82,53 @@ def test_glibc_choice_sets_the_tunable_and_keeps_the_users():
     env = _clean_env(**{allocator.ENV_CHOICE: "glibc", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
     proc = _python("from csc_jax import allocator; print(allocator.wanted_environment())", env)
     assert "'GLIBC_TUNABLES': 'glibc.malloc.hugetlb=0'" in proc.stdout
+
+
+# malloc, touch and free a 256 MiB block twice; the page faults of each round.
+REUSE = """
+import ctypes, resource
+from csc_jax import allocator
+allocator.ensure()
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+n = 256 << 20
+for _ in range(2):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    p = libc.malloc(n)
+    ctypes.memset(p, 1, n)
+    libc.free(p)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(allocator.describe())
+"""
+
+
+@linux_glibc
+@pytest.mark.skipif(allocator.tcmalloc_library() is None, reason="no system tcmalloc")
+def test_tcmalloc_is_the_default_where_installed_and_reuses_a_freed_large_block():
+    """Why it is preferred: the step's temporaries (one block of gigabytes) are freed and
+    allocated again every step; tcmalloc hands the same mapped pages back (no page faults the
+    second time), the system's malloc maps and faults them again."""
+    tuned = _python(REUSE, _clean_env())
+    first, second, desc = tuned.stdout.splitlines()
+    assert desc.startswith("tcmalloc (in force)"), tuned.stderr
+    assert int(first) >= (256 << 20) // (2 << 20)  # at least one fault per 2 MiB page
+    assert int(second) < 100, tuned.stdout
+    plain = _python(REUSE, _clean_env(**{allocator.ENV_CHOICE: "system"}))
+    assert int(plain.stdout.splitlines()[1]) >= (256 << 20) // 4096, plain.stdout
+
+
+def test_an_explicit_choice_falls_back_when_its_library_is_missing(monkeypatch):
+    monkeypatch.setattr(allocator, "_glibc", lambda: True)
+    monkeypatch.setattr(allocator, "_accelerator_plugin", lambda: False)
+    monkeypatch.setattr(allocator, "tcmalloc_library", lambda: None)
+    monkeypatch.setattr(allocator, "mimalloc_library", lambda: "/x/libmimalloc.so.3")
+    monkeypatch.setenv(allocator.ENV_CHOICE, "tcmalloc")
+    assert allocator.choice() == "mimalloc"
+    monkeypatch.setenv(allocator.ENV_CHOICE, "auto")
+    assert allocator.choice() == "mimalloc"
+    monkeypatch.setattr(allocator, "tcmalloc_library", lambda: "/y/libtcmalloc_minimal.so.4")
+    assert allocator.choice() == "tcmalloc"
+    assert allocator.wanted_environment()["LD_PRELOAD"].startswith("/y/libtcmalloc_minimal")
+    monkeypatch.setattr(allocator, "_accelerator_plugin", lambda: True)
+    assert allocator.choice() == "glibc"  # nothing preloaded next to a GPU/TPU driver

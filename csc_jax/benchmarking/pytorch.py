@@ -138,6 +138,8 @@ def compare_with_pytorch(
         "pytorch_audio_s_per_s": audio / torch_s,
         "pytorch_impl": rounds[0]["pytorch"].get("implementation"),
         "pytorch_version": rounds[0]["pytorch"].get("torch"),
+        # What the PyTorch process mapped; it inherits this process's LD_PRELOAD.
+        "pytorch_allocator": rounds[0]["pytorch"].get("allocator", "not recorded"),
         "pytorch_threads": settings.pytorch_threads,
         "pytorch_num_params": rounds[0]["pytorch"].get("num_params"),
         "jax_num_params": backbone[0]["num_params"],

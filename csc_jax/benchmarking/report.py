@@ -172,7 +172,7 @@ def _backbones(results: list[dict[str, Any]]) -> list[str]:
 def _pytorch_comparisons(comps: list[dict[str, Any]]) -> list[str]:
     header = (
         "backbone (float32)", "JAX ms/step", "PyTorch ms/step", "JAX / PyTorch step time",
-        "JAX audio s/s", "PyTorch audio s/s", "rounds", "PyTorch",
+        "JAX audio s/s", "PyTorch audio s/s", "rounds", "PyTorch", "PyTorch's malloc (mapped)",
     )  # fmt: skip
     rows = [
         [
@@ -184,6 +184,7 @@ def _pytorch_comparisons(comps: list[dict[str, Any]]) -> list[str]:
             f"{c['pytorch_audio_s_per_s']:.2f}",
             len(c["rounds"]),
             f"{c['pytorch_impl']} (torch {c['pytorch_version']}, {c['pytorch_threads']} threads)",
+            c.get("pytorch_allocator", "not recorded"),
         ]
         for c in comps
     ]
