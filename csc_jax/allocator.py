@@ -8,9 +8,8 @@ measurements). :func:`ensure` re-executes the program once with one of, in this 
 preference ('auto'):
 
 * ``tcmalloc`` where the system has it (Debian/Ubuntu ``libtcmalloc-minimal4``; found, never
-  required), with ``TCMALLOC_RELEASE_RATE=0``: it keeps a freed block mapped and hands it out
-  again, so a step after the first takes no page faults for its temporaries (kernel share
-  0.4 % of a step, measured);
+  required): it keeps a freed block mapped and hands it out again, so a steady step takes no
+  page faults for its temporaries (kernel share 0.1-0.4 % of a step, measured);
 * ``mimalloc`` (default on a pip-only host): mimalloc, from the ``cmeel-mimalloc`` wheel that
   pip installs with csc-jax on Linux, preloaded (``LD_PRELOAD``) with
   ``MIMALLOC_PURGE_DELAY=-1``. It keeps small and medium blocks, but serves blocks larger than
@@ -41,14 +40,8 @@ ENV_CHOICE = "CSC_JAX_ALLOCATOR"  # 'auto' (default) | 'tcmalloc' | 'mimalloc' |
 _APPLIED = "CSC_JAX_ALLOCATOR_APPLIED"  # set before the re-exec, so it happens once
 GLIBC_TUNABLE = "glibc.malloc.hugetlb=1"
 MIMALLOC_ENV = {"MIMALLOC_PURGE_DELAY": "-1"}  # never return freed memory to the kernel
-# Release rate 0: tcmalloc never hands freed spans back to the kernel (its default returns them
-# gradually, and a step whose 2.2 GiB block was returned faults it in again: 70,000 faults per
-# step in one measured process, 250 in another). The threshold: tcmalloc would print a line to
-# stderr for every allocation over 1 GiB (each step's block).
-TCMALLOC_ENV = {
-    "TCMALLOC_RELEASE_RATE": "0",
-    "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40),
-}
+# tcmalloc would print a line to stderr for every allocation over 1 GiB (each step's block).
+TCMALLOC_ENV = {"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40)}
 PRELOAD_ENV = {"tcmalloc": TCMALLOC_ENV, "mimalloc": MIMALLOC_ENV}
 # Where Debian/Ubuntu, Fedora and Alpine put the system's tcmalloc.
 _TCMALLOC_GLOBS = (
