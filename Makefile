@@ -34,7 +34,7 @@ format: setup
 
 # docs/results.md: CSC vs SimCLR, 3 seeds each, configs/default.py (600 steps).
 results: setup
-	$(PY) scripts/run_results.py --config configs/default.py --variants csc,simclr --seeds 0,1,2 \
+	$(PY) scripts/run_results.py --config configs/default.py --steps 600 --variants csc,simclr --seeds 0,1,2 \
 		--out docs/results.md --workdir_root runs/results
 
 # Needs the local TTS corpus (docs/tts_corpus.md): CSC and SimCLR, 3 seeds each.
