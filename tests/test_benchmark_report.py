@@ -91,6 +91,8 @@ def _check_tables(lines, count):
 def test_roofline_against_peak_and_op_family_tables():
     cpu = {"user_s_per_step": 0.2, "kernel_s_per_step": 0.05, "kernel_fraction": 0.2,
            "minor_faults_per_step": 1234.0}  # fmt: skip
+    # A step row also has the median step's share (the steady state): shown first.
+    step_cpu = dict(cpu, kernel_fraction_median_step=0.01, minor_faults_median_step=12.0)
     probe = {"step_time_s": STATS, "cpu": cpu}
     report = _report()
     report["environment"] = dict(ENV, allocator="glibc tuned (in force): X")
@@ -107,7 +109,7 @@ def test_roofline_against_peak_and_op_family_tables():
             name="csc_loss",
             step_time_s={"median": 0.5, "min": 0.4, "max": 0.6, "n": 3},
             flops_per_step=10e9,
-            cpu=cpu,  # recorded for train, pipeline and backbone steps
+            cpu=step_cpu,  # recorded for train, pipeline and backbone steps
         )
     )
     families = [[f, 0.0, 0.0, 0.0, 0.0] for f in FAMILIES]
@@ -142,7 +144,7 @@ def test_roofline_against_peak_and_op_family_tables():
     # = 40 GFLOP per CPU s = 100% of the matmul's 40.
     assert (
         "| loss csc_loss | float32 | 500.0 (400.0-600.0) | 10.0 | 20.0 | 25.0 | 40.0 | 100.0 | "
-        "200.0 | 50.0 | 20.0 | 1234 |" in lines
+        "200.0 | 50.0 | 1.0 (20.0) | 12 (1234) |" in lines
     )
     # Op families: ms, share, share x the timed 500 ms, matmul GFLOP and rate vs the peak,
     # GB moved and rate vs the stream bandwidth (20 GB/s).

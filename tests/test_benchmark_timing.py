@@ -15,6 +15,22 @@ def test_step_time_stats():
         timing.step_time_stats([])
 
 
+def test_cpu_per_step_gives_the_steady_state_besides_the_mean():
+    """One step that maps and faults a whole block (a one-time heap growth) moves the mean over
+    the timed steps but not the median step: the steady state the allocator is judged by."""
+    steady = {"user_s": 2.0, "kernel_s": 0.01, "minor_faults": 3000.0}
+    growth = {"user_s": 2.0, "kernel_s": 2.0, "minor_faults": 560000.0}
+    per_step = [steady, growth, steady, steady]
+    before = {"user_s": 0.0, "kernel_s": 0.0, "minor_faults": 0.0}
+    after = {k: sum(u[k] for u in per_step) for k in before}
+    cpu = timing.cpu_per_step(before, after, 4, per_step)
+    assert cpu["kernel_fraction"] == pytest.approx(2.03 / 10.03)
+    assert cpu["kernel_fraction_median_step"] == pytest.approx(0.01 / 2.01)
+    assert cpu["minor_faults_per_step"] == (3 * 3000 + 560000) / 4
+    assert cpu["minor_faults_median_step"] == 3000
+    assert "kernel_fraction_median_step" not in timing.cpu_per_step(before, after, 4)
+
+
 def test_cost_analysis_flops_forms():
     assert timing.cost_analysis_flops({"flops": 5.0, "bytes accessed": 1.0}) == 5.0
     assert timing.cost_analysis_flops([{"flops": 2.0}, {"flops": 3.0}]) == 5.0  # older JAX: list
@@ -83,6 +99,7 @@ def test_compile_first_step_and_timer_on_a_tiny_step():
     timer = timing.StepTimer(compiled, state, lambda: batch)
     times = timer.time(3, 2)
     assert len(times) == 3 and min(times) > 0
+    assert timer.cpu["minor_faults_median_step"] >= 0  # one reading per timed step
     assert float(timer.state) == 6 * 8 * 8 * 8  # first + 2 warmup + 3 timed steps
     assert timing.compiled_memory(compiled)["available"] in (True, False)
     assert timing.device_peak_memory(jax.devices()[:1])["peak_bytes_in_use"] == "n/a"  # CPU

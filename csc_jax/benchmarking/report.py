@@ -278,14 +278,20 @@ def _profile(name: str, prof: dict[str, Any]) -> list[str]:
 
 
 def _cpu_cells(cpu: dict[str, Any] | None) -> list[str]:
-    """user ms, kernel ms, kernel %, minor faults per step (``timing.cpu_per_step``)."""
+    """user ms, kernel ms, kernel %, minor faults per step (``timing.cpu_per_step``); kernel %
+    and faults as 'median step (mean over the timed steps)' where the median is known."""
     if not cpu:
         return ["n/a"] * 4
+    kernel = _fmt(cpu["kernel_fraction"], 100)
+    faults = f"{cpu['minor_faults_per_step']:.0f}"
+    if "kernel_fraction_median_step" in cpu:
+        kernel = f"{_fmt(cpu['kernel_fraction_median_step'], 100)} ({kernel})"
+        faults = f"{cpu['minor_faults_median_step']:.0f} ({faults})"
     return [
         f"{cpu['user_s_per_step'] * 1e3:.1f}",
         f"{cpu['kernel_s_per_step'] * 1e3:.1f}",
-        _fmt(cpu["kernel_fraction"], 100),
-        f"{cpu['minor_faults_per_step']:.0f}",
+        kernel,
+        faults,
     ]
 
 
@@ -315,7 +321,8 @@ def _roofline(roofline: dict[str, Any], env: dict[str, Any]) -> list[str]:
     """The machine's roofline (``roofline.measure_roofline``): one row per probe."""
     header = (
         "roofline probe", "size", "dtype", "median ms (min-max)", "rate", "rate per CPU s",
-        "user ms/call", "kernel ms/call", "kernel %", "minor faults/call",
+        "user ms/call", "kernel ms/call", "kernel % median call (mean)",
+        "minor faults median call (mean)",
     )  # fmt: skip
     rows = [
         [
@@ -371,7 +378,7 @@ def _against_roofline(results: list[dict[str, Any]], roofline: dict | None) -> l
     header = (
         "measurement", "dtype", "median ms (min-max)", "GFLOP/step", "GFLOP/s",
         "% of matmul peak", "GFLOP per CPU s", "% of matmul per CPU s", "user ms/step",
-        "kernel ms/step", "kernel %", "minor faults/step",
+        "kernel ms/step", "kernel % median step (mean)", "minor faults median step (mean)",
     )  # fmt: skip
     rows = []
     for r in (r for r in results if "step_time_s" in r):  # memory results are not timed
