@@ -7,22 +7,27 @@ afresh: about half of a CPU training step was kernel time (docs/performance.md h
 measurements). :func:`ensure` re-executes the program once with one of, in this order of
 preference ('auto'):
 
+* ``tbbmalloc`` (default on x86-64 Linux): oneTBB's scalable allocator, from the ``tbb`` wheel
+  that pip installs with csc-jax there, preloaded through its malloc proxy with
+  ``TBB_MALLOC_SET_HUGE_SIZE_THRESHOLD`` at 64 MiB: freed blocks of that size and more stay
+  mapped and are handed out again, so a steady step takes no page faults for its
+  temporaries (kernel share 0.4-0.5 % of the demo's step, measured). It comes first because
+  pip brings it everywhere on x86-64, so every such host runs the same allocator;
 * ``tcmalloc`` where the system has it (Debian/Ubuntu ``libtcmalloc-minimal4``; found, never
-  required): it keeps a freed block mapped and hands it out again, so a steady step takes no
-  page faults for its temporaries (kernel share 0.1-0.4 % of a step, measured);
-* ``mimalloc`` (default on a pip-only host): mimalloc, from the ``cmeel-mimalloc`` wheel that
-  pip installs with csc-jax on Linux, preloaded (``LD_PRELOAD``) with
-  ``MIMALLOC_PURGE_DELAY=-1``. It keeps small and medium blocks, but serves blocks larger than
-  its arenas' largest object straight from the OS and unmaps them on ``free`` (whatever the
-  purge delay), so the 2.2 GiB block is still faulted in on huge pages and zeroed every step
-  (kernel share about 12 %, measured: docs/performance.md);
+  required): it keeps freed blocks the same way (0.1-0.4 %);
+* ``mimalloc`` (pip-only hosts without a ``tbb`` wheel, e.g. aarch64): mimalloc, from the
+  ``cmeel-mimalloc`` wheel, preloaded with ``MIMALLOC_PURGE_DELAY=-1``. It keeps small and
+  medium blocks, but serves blocks larger than its arenas' largest object (about 2 GiB)
+  straight from the OS and unmaps them on ``free`` (whatever the purge delay), so the 2.2 GiB
+  block is still faulted in on huge pages and zeroed every step (kernel share about 11 %);
 * ``glibc``: glibc's own malloc with ``glibc.malloc.hugetlb=1`` (glibc >= 2.35): the mapped
   blocks use transparent huge pages, 512x fewer page faults (the kernel still zeroes them).
 
 Users need nothing installed or set by hand: train.py, eval.py, benchmark.py, the scripts and
 the test suite call :func:`ensure` first (``python -m csc_jax.allocator CMD`` runs any
-command with the settings). ``CSC_JAX_ALLOCATOR=tcmalloc|mimalloc|glibc|system`` chooses
-explicitly (``system``: leave the process alone). The default is ``glibc`` wherever an
+command with the settings). ``CSC_JAX_ALLOCATOR=tbbmalloc|tcmalloc|mimalloc|glibc|system``
+chooses explicitly (``system``: leave the process alone); an explicit choice that is not
+installed falls back in the order above. The default is ``glibc`` wherever an
 accelerator plugin for JAX (jax-cuda*/libtpu) is installed: on a GPU or TPU host the
 accelerator has its own allocator, and nothing is preloaded into a process that talks to its
 driver.
@@ -36,13 +41,20 @@ import os
 import platform
 import sys
 
-ENV_CHOICE = "CSC_JAX_ALLOCATOR"  # 'auto' (default) | 'tcmalloc' | 'mimalloc' | 'glibc' | 'system'
+# 'auto' (default) | 'tbbmalloc' | 'tcmalloc' | 'mimalloc' | 'glibc' | 'system'
+ENV_CHOICE = "CSC_JAX_ALLOCATOR"
 _APPLIED = "CSC_JAX_ALLOCATOR_APPLIED"  # set before the re-exec, so it happens once
 GLIBC_TUNABLE = "glibc.malloc.hugetlb=1"
 MIMALLOC_ENV = {"MIMALLOC_PURGE_DELAY": "-1"}  # never return freed memory to the kernel
 # tcmalloc would print a line to stderr for every allocation over 1 GiB (each step's block).
 TCMALLOC_ENV = {"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40)}
-PRELOAD_ENV = {"tcmalloc": TCMALLOC_ENV, "mimalloc": MIMALLOC_ENV}
+# oneTBB keeps freed blocks of at least this many bytes mapped ("huge", not released by its
+# regular cleanup); by default it unmaps them, so a step's temporaries would fault every step.
+# 64 MiB: the demo backbone's temporaries are smaller than 1 GiB (with a 1 GiB threshold its
+# step spent 43 % of its CPU time in the kernel, with 64 MiB 0.7 %: docs/performance.md).
+TBBMALLOC_ENV = {"TBB_MALLOC_SET_HUGE_SIZE_THRESHOLD": str(64 << 20)}
+# The preloadable allocators, in the order 'auto' prefers them.
+PRELOAD_ENV = {"tbbmalloc": TBBMALLOC_ENV, "tcmalloc": TCMALLOC_ENV, "mimalloc": MIMALLOC_ENV}
 # Where Debian/Ubuntu, Fedora and Alpine put the system's tcmalloc.
 _TCMALLOC_GLOBS = (
     "/usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4",
@@ -77,9 +89,51 @@ def tcmalloc_library() -> str | None:
     return None
 
 
+def _tbb_libraries() -> tuple[str, str] | None:
+    """(libtbbmalloc.so.2, libtbbmalloc_proxy.so.2) of the installed ``tbb`` wheel, or None.
+
+    The wheel puts them in ``<prefix>/lib``, which is not on the loader's search path, so the
+    proxy's own dependency is preloaded by path too.
+    """
+    try:
+        from importlib import metadata
+
+        files = metadata.files("tbb") or []
+        dist = metadata.distribution("tbb")
+    except Exception:  # not installed, or unreadable metadata
+        return None
+    found = {}
+    for f in files:
+        if f.name in ("libtbbmalloc.so.2", "libtbbmalloc_proxy.so.2"):
+            path = os.path.normpath(str(dist.locate_file(f)))
+            if os.access(path, os.R_OK):
+                found[f.name] = path
+    if len(found) < 2:
+        return None
+    return found["libtbbmalloc.so.2"], found["libtbbmalloc_proxy.so.2"]
+
+
+def tbbmalloc_library() -> str | None:
+    """Path of oneTBB's malloc proxy (libtbbmalloc_proxy.so.2) from the ``tbb`` wheel, or None."""
+    libs = _tbb_libraries()
+    return libs[1] if libs else None
+
+
 def library(kind: str) -> str | None:
-    """The shared library preloaded for ``kind`` ('tcmalloc' or 'mimalloc'), or None."""
-    return {"tcmalloc": tcmalloc_library, "mimalloc": mimalloc_library}[kind]()
+    """The shared library that replaces malloc for ``kind`` (a key of PRELOAD_ENV), or None."""
+    return {
+        "tcmalloc": tcmalloc_library,
+        "tbbmalloc": tbbmalloc_library,
+        "mimalloc": mimalloc_library,
+    }[kind]()
+
+
+def preload_libraries(kind: str) -> list[str]:
+    """Every library ``kind`` puts into LD_PRELOAD, in order ([] when it is not installed)."""
+    if kind == "tbbmalloc":
+        return list(_tbb_libraries() or ())
+    lib = library(kind)
+    return [lib] if lib else []
 
 
 def _accelerator_plugin() -> bool:
@@ -94,7 +148,7 @@ def _accelerator_plugin() -> bool:
 
 
 def choice() -> str:
-    """The allocator this process should run with: 'tcmalloc', 'mimalloc', 'glibc' or 'system'."""
+    """The allocator this process should run with: a key of PRELOAD_ENV, 'glibc' or 'system'."""
     wanted = os.environ.get(ENV_CHOICE, "auto")
     if wanted == "system" or not _glibc():
         return "system"
@@ -118,9 +172,10 @@ def wanted_environment() -> dict[str, str]:
     """The environment variables of :func:`choice` ({} for 'system')."""
     kind = choice()
     if kind in PRELOAD_ENV:
-        lib = library(kind)
-        preload = [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p and p != lib]
-        return {"LD_PRELOAD": ":".join([lib, *preload]), **PRELOAD_ENV[kind]}
+        libs = preload_libraries(kind)
+        preload = [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p and p not in libs]
+        tuned = {k: os.environ.get(k, v) for k, v in PRELOAD_ENV[kind].items()}  # user's win
+        return {"LD_PRELOAD": ":".join([*libs, *preload]), **tuned}
     if kind == "glibc":
         current = [t for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if t]
         if any(t.split("=", 1)[0] == GLIBC_TUNABLE.split("=")[0] for t in current):
@@ -133,9 +188,9 @@ def in_force() -> bool:
     """Whether this process started with the wanted settings (or they do not apply)."""
     want = wanted_environment()
     if "LD_PRELOAD" in want:
-        lib = want["LD_PRELOAD"].split(":")[0]
-        return lib in os.environ.get("LD_PRELOAD", "").split(":") and all(
-            os.environ.get(k) == v for k, v in PRELOAD_ENV[choice()].items()
+        preloaded = os.environ.get("LD_PRELOAD", "").split(":")
+        return all(lib in preloaded for lib in preload_libraries(choice())) and all(
+            os.environ.get(k) == v for k, v in want.items() if k != "LD_PRELOAD"
         )
     return all(os.environ.get(k) == v for k, v in want.items())
 
@@ -173,9 +228,10 @@ def set_for_children() -> None:
 def verify() -> bool | None:
     """Whether the settings are in effect in this process, read from its own memory map.
 
-    tcmalloc / mimalloc: its library is mapped (/proc/self/maps). glibc: a freshly touched 64 MiB
-    ``malloc`` block is backed by transparent huge pages (AnonHugePages in /proc/self/smaps;
-    False where the kernel has THP disabled). None for 'system' or where it cannot be read.
+    tcmalloc / tbbmalloc / mimalloc: its malloc library is mapped (/proc/self/maps). glibc: a
+    freshly touched 64 MiB ``malloc`` block is backed by transparent huge pages (AnonHugePages
+    in /proc/self/smaps; False where the kernel has THP disabled). None for 'system' or where
+    it cannot be read.
     """
     kind = choice()
     if kind == "system":
@@ -226,7 +282,7 @@ def describe() -> str:
         return f"system ({why})"
     state = "in force" if in_force() else "NOT in force"
     if kind in PRELOAD_ENV:
-        env = ", ".join(f"{k}={v}" for k, v in PRELOAD_ENV[kind].items())
+        env = ", ".join(f"{k}={os.environ.get(k, v)}" for k, v in PRELOAD_ENV[kind].items())
         return f"{kind} ({state}): {library(kind)}, {env}"
     return f"glibc ({state}): GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')}"
 

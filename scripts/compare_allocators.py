@@ -7,18 +7,21 @@ each round so that machine load hits all of them alike. For each process it reco
 benchmark's median step and first loss (the same batch and parameters in every setting, so
 equal first losses show the same math), and from ``os.wait4`` the process's user and kernel
 CPU seconds and minor page faults. The current revision's benchmark also reports the
-steady-state kernel share per step (``cpu.kernel_fraction``); its ``mimalloc`` runs first run
-the roofline probes, so they give the step's FLOP/s as a share of the measured matmul peak.
+kernel share of the CPU time in steady state (the median timed step's,
+``cpu.kernel_fraction_median_step``) and over all timed steps (``cpu.kernel_fraction``).
+Its ``tbbmalloc`` runs (``mimalloc`` where there is no ``tbb`` wheel) first run the roofline
+probes, so they give the step's FLOP/s as a share of the measured matmul peak.
 
 Settings: ``base`` = the ``--baseline`` checkout (e.g. ``git worktree add /tmp/base 6a8e698``)
-with glibc's defaults, as it ran; ``glibc`` / ``hugetlb`` / ``mimalloc`` / ``tcmalloc`` = this
-checkout with ``CSC_JAX_ALLOCATOR=system`` / ``glibc`` (``glibc.malloc.hugetlb=1``) /
-``mimalloc`` (the pip wheel) / ``tcmalloc`` (the system's, skipped where there is none; the
-default where there is, csc_jax/allocator.py).
+with glibc's defaults, as it ran; ``glibc`` / ``hugetlb`` / ``tbbmalloc`` / ``mimalloc`` /
+``tcmalloc`` = this checkout with ``CSC_JAX_ALLOCATOR=system`` / ``glibc``
+(``glibc.malloc.hugetlb=1``) / ``tbbmalloc`` (the ``tbb`` wheel) / ``mimalloc`` (the
+``cmeel-mimalloc`` wheel) / ``tcmalloc`` (the system's); a preloaded allocator that is not
+installed here is skipped.
 
 Example (what docs/performance.md's allocator table ran):
     python scripts/compare_allocators.py --baseline /tmp/base --rounds 2 --steps 8 \\
-        --out runs/allocators
+        --backbone demo --out runs/allocators
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from csc_jax import errors  # noqa: E402
-from csc_jax.allocator import MIMALLOC_ENV, TCMALLOC_ENV, tcmalloc_library  # noqa: E402
+from csc_jax.allocator import PRELOAD_ENV, library  # noqa: E402
 from csc_jax.io_utils import atomic_write, atomic_write_json, markdown_table  # noqa: E402
 
 # setting -> (which checkout, CSC_JAX_ALLOCATOR); the baseline predates csc_jax.allocator.
@@ -43,6 +46,7 @@ SETTINGS = {
     "base": ("baseline", None),
     "glibc": ("current", "system"),
     "hugetlb": ("current", "glibc"),
+    "tbbmalloc": ("current", "tbbmalloc"),  # the pip wheel (x86-64; skipped otherwise)
     "mimalloc": ("current", "mimalloc"),
     "tcmalloc": ("current", "tcmalloc"),  # where the system has it (skipped otherwise)
 }
@@ -56,34 +60,48 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=8, help="timed steps per process")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per process")
     p.add_argument("--out", default="runs/allocators", help="folder for the JSON and table")
+    p.add_argument(
+        "--backbone",
+        default="",
+        help="also time this Conv-TasNet backbone in every process (e.g. 'demo'; '' = skip)",
+    )
     p.add_argument("--debug", action="store_true", help="tracebacks for expected errors")
     return p.parse_args(argv)
 
 
 def run_once(
-    repo: str, allocator: str | None, steps: int, warmup: int, out_json: str, roofline: bool
+    repo: str,
+    allocator: str | None,
+    steps: int,
+    warmup: int,
+    out_json: str,
+    roofline: bool,
+    backbone: str = "",
 ) -> dict:
     """One benchmark process; its train-step row plus the process's rusage.
 
     ``roofline``: also run the machine's roofline probes first (this checkout only), so the
-    row gives the step's FLOP/s as a fraction of the measured matmul peak.
+    row gives the step's FLOP/s as a fraction of the measured matmul peak. ``backbone``: also
+    time that backbone in the same process (its median step and steady-state kernel share).
     """
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     env.pop("GLIBC_TUNABLES", None)
     env.pop("CSC_JAX_ALLOCATOR", None)
     env.pop("CSC_JAX_ALLOCATOR_APPLIED", None)
-    for key in (*MIMALLOC_ENV, *TCMALLOC_ENV):
+    for key in (k for tuned in PRELOAD_ENV.values() for k in tuned):
         env.pop(key, None)
     if allocator is not None:
         env["CSC_JAX_ALLOCATOR"] = allocator
     env["PYTHONPATH"] = repo
     cmd = [
         sys.executable, "benchmark.py", "--config", "configs/benchmark.py",
-        "--mode=roofline,train" if roofline else "--mode=train",
+        "--mode=" + ",".join(["roofline"] * roofline + ["train"] + ["backbone"] * bool(backbone)),
         "--parallel=sharding", "--dtype=float32", f"--steps={steps}", f"--warmup={warmup}",
         f"--out={out_json}",
     ]  # fmt: skip
+    if backbone:
+        cmd.append(f"--backbone={backbone}")
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -96,10 +114,17 @@ def run_once(
     with open(out_json) as f:
         rows = json.load(f)["results"]
     row = next(r for r in rows if "step_time_s" in r)
+    bb = next((r for r in rows if r.get("kind") == "backbone"), None) if backbone else None
+    bb_cpu = (bb or {}).get("cpu") or {}
     return {
+        "backbone_median_step_s": bb["step_time_s"]["median"] if bb else None,
+        "backbone_kernel_fraction_median_step": bb_cpu.get(
+            "kernel_fraction_median_step", bb_cpu.get("kernel_fraction")
+        ),
         "median_step_s": row["step_time_s"]["median"],
         "first_loss": row.get("first_loss"),
         "kernel_fraction_per_step": (row.get("cpu") or {}).get("kernel_fraction"),
+        "kernel_fraction_median_step": (row.get("cpu") or {}).get("kernel_fraction_median_step"),
         "minor_faults_per_step": (row.get("cpu") or {}).get("minor_faults_per_step"),
         "fraction_of_matmul_peak": (row.get("roofline") or {}).get("fraction_of_matmul_peak"),
         "matmul_peak_gflop_per_s": (row.get("roofline") or {}).get("matmul_peak_gflop_per_s"),
@@ -114,14 +139,18 @@ def run_once(
 def table(runs: dict[str, list[dict]]) -> str:
     base = statistics.median(r["median_step_s"] for r in runs["base"]) if "base" in runs else None
     rows = []
+    with_backbone = any(r.get("backbone_median_step_s") for rs in runs.values() for r in rs)
     for name, rs in runs.items():
         med = statistics.median(r["median_step_s"] for r in rs)
         k = [r["kernel_fraction_per_step"] for r in rs if r["kernel_fraction_per_step"] is not None]
+        km = [r.get("kernel_fraction_median_step") for r in rs]
+        km = [x for x in km if x is not None]
         cpu = sum(r["process_user_s"] + r["process_kernel_s"] for r in rs)
         rows.append([
             name,
             " / ".join(f"{r['median_step_s']:.3f}" for r in rs),
             f"{base / med:.2f}x" if base else "",
+            " / ".join(f"{100 * x:.1f}" for x in km) if km else "not reported",
             " / ".join(f"{100 * x:.1f}" for x in k) if k else "not reported",
             f"{100 * sum(r['process_kernel_s'] for r in rs) / cpu:.1f}",
             f"{statistics.median(r['process_minor_faults'] for r in rs) / 1e6:.2f} M",
@@ -133,9 +162,22 @@ def table(runs: dict[str, list[dict]]) -> str:
                 if r["fraction_of_matmul_peak"] is not None
             ),
         ])  # fmt: skip
-    head = ["setting", "median step s (per round)", "speed-up vs base", "kernel % per step",
+        if with_backbone:
+            rows[-1] += [
+                " / ".join(f"{r['backbone_median_step_s']:.3f}" for r in rs),
+                " / ".join(
+                    f"{100 * r['backbone_kernel_fraction_median_step']:.1f}"
+                    if r["backbone_kernel_fraction_median_step"] is not None
+                    else "not reported"
+                    for r in rs
+                ),
+            ]
+    head = ["setting", "median step s (per round)", "speed-up vs base",
+            "kernel % of the median step", "kernel % over the timed steps",
             "kernel % whole process", "minor faults per process", "first loss",
             "step GFLOP/s of matmul peak"]  # fmt: skip
+    if with_backbone:
+        head += ["backbone s/step", "backbone kernel % (median step)"]
     return markdown_table(head, rows)
 
 
@@ -151,20 +193,25 @@ def main(argv=None) -> int:
                 )
         if "base" in names and not args.baseline:
             names.remove("base")
-        if "tcmalloc" in names and tcmalloc_library() is None:
-            print("tcmalloc: not installed on this system, skipped", flush=True)
-            names.remove("tcmalloc")
+        for kind in PRELOAD_ENV:
+            if kind in names and library(kind) is None:
+                print(f"{kind}: not installed here, skipped", flush=True)
+                names.remove(kind)
         if args.baseline and not os.path.isfile(os.path.join(args.baseline, "benchmark.py")):
             raise errors.ConfigError(f"--baseline={args.baseline}: no benchmark.py there")
         os.makedirs(args.out, exist_ok=True)
         runs: dict[str, list[dict]] = {n: [] for n in names}
+        # The pip-only default allocator's runs also measure the roofline.
+        with_roofline = next((n for n in ("tbbmalloc", "mimalloc") if n in names), None)
         for rnd in range(args.rounds):
             for name in names:
                 which, allocator = SETTINGS[name]
                 repo = args.baseline if which == "baseline" else REPO
                 out_json = os.path.abspath(os.path.join(args.out, f"{name}.{rnd}.json"))
-                roofline = which == "current" and allocator == "mimalloc"
-                r = run_once(repo, allocator, args.steps, args.warmup, out_json, roofline)
+                roofline = name == with_roofline
+                r = run_once(
+                    repo, allocator, args.steps, args.warmup, out_json, roofline, args.backbone
+                )
                 runs[name].append(r)
                 print(f"round {rnd} {name}: {r['median_step_s']:.3f} s/step", flush=True)
         text = table(runs)

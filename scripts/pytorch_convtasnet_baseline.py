@@ -95,7 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def _mapped_allocator() -> str:
     """The preloaded malloc this process has mapped (read from /proc/self/maps), so the report
     shows that PyTorch ran with the same allocator as JAX; 'system' when none is."""
-    names = ("libtcmalloc", "libmimalloc", "libjemalloc")
+    names = ("libtbbmalloc_proxy", "libtcmalloc", "libmimalloc", "libjemalloc")
     try:
         with open("/proc/self/maps") as f:
             hits = {line.split()[-1] for line in f if any(n in line for n in names)}

@@ -21,7 +21,7 @@ def _clean_env(**extra) -> dict:
     env = subprocess_env()
     for key in ("GLIBC_TUNABLES", "LD_PRELOAD", allocator.ENV_CHOICE, allocator._APPLIED):
         env.pop(key, None)
-    for key in (*allocator.MIMALLOC_ENV, *allocator.TCMALLOC_ENV):
+    for key in (k for tuned in allocator.PRELOAD_ENV.values() for k in tuned):
         env.pop(key, None)
     env.update(extra)
     return env
@@ -84,15 +84,15 @@ def test_glibc_choice_sets_the_tunable_and_keeps_the_users():
     assert "'GLIBC_TUNABLES': 'glibc.malloc.hugetlb=0'" in proc.stdout
 
 
-# malloc, touch and free a 256 MiB block twice; the page faults of each round.
+# malloc, touch and free a block of N bytes twice; the page faults of each round.
 REUSE = """
-import ctypes, resource
+import ctypes, resource, sys
 from csc_jax import allocator
 allocator.ensure()
 libc = ctypes.CDLL(None)
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
-n = 256 << 20
+n = int(sys.argv[1])
 for _ in range(2):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     p = libc.malloc(n)
@@ -103,25 +103,54 @@ print(allocator.describe())
 """
 
 
+def _reuse(n: int, env: dict) -> tuple[int, int, str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", REUSE, str(n)], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first, second, desc = proc.stdout.splitlines()
+    return int(first), int(second), desc
+
+
+# (allocator, block size): tbbmalloc keeps blocks from TBB_MALLOC_SET_HUGE_SIZE_THRESHOLD up.
+REUSING = [("tcmalloc", 256 << 20), ("tbbmalloc", 256 << 20)]
+
+
 @linux_glibc
-@pytest.mark.skipif(allocator.tcmalloc_library() is None, reason="no system tcmalloc")
-def test_tcmalloc_is_the_default_where_installed_and_reuses_a_freed_large_block():
-    """Why it is preferred: the step's temporaries (one block of gigabytes) are freed and
-    allocated again every step; tcmalloc hands the same mapped pages back (no page faults the
-    second time), the system's malloc maps and faults them again."""
-    tuned = _python(REUSE, _clean_env())
-    first, second, desc = tuned.stdout.splitlines()
-    assert desc.startswith("tcmalloc (in force)"), tuned.stderr
-    assert int(first) >= (256 << 20) // (2 << 20)  # at least one fault per 2 MiB page
-    assert int(second) < 100, tuned.stdout
-    plain = _python(REUSE, _clean_env(**{allocator.ENV_CHOICE: "system"}))
-    assert int(plain.stdout.splitlines()[1]) >= (256 << 20) // 4096, plain.stdout
+@pytest.mark.parametrize("kind,n", REUSING, ids=[k for k, _ in REUSING])
+def test_the_preloaded_allocator_reuses_a_freed_large_block(kind, n):
+    """Why they are preferred: the step's temporaries (one block of gigabytes) are freed and
+    allocated again every step; tcmalloc and the tuned tbbmalloc hand the same mapped pages
+    back (no page faults the second time), the system's malloc maps and faults them again."""
+    if allocator.library(kind) is None:
+        pytest.skip(f"{kind} is not installed here")
+    first, second, desc = _reuse(n, _clean_env(**{allocator.ENV_CHOICE: kind}))
+    assert desc.startswith(f"{kind} (in force)"), desc
+    assert first >= n // (2 << 20)  # at least one fault per 2 MiB page
+    assert second < 100, (first, second)
+    _, plain, _ = _reuse(n, _clean_env(**{allocator.ENV_CHOICE: "system"}))
+    assert plain >= n // 4096, plain
+
+
+@linux_glibc
+@pytest.mark.skipif(allocator.tbbmalloc_library() is None, reason="tbb wheel not installed")
+def test_tbbmalloc_without_its_threshold_faults_the_block_again():
+    """The threshold is what makes tbbmalloc keep the block: the user's own value wins, and a
+    threshold above the block's size gives the faults back."""
+    env = _clean_env(**{allocator.ENV_CHOICE: "tbbmalloc"})
+    env["TBB_MALLOC_SET_HUGE_SIZE_THRESHOLD"] = str(1 << 30)
+    first, second, desc = _reuse(256 << 20, env)
+    assert desc.startswith("tbbmalloc (in force)") and f"={1 << 30}" in desc, desc
+    assert second >= (256 << 20) // (2 << 20), (first, second)
 
 
 def test_an_explicit_choice_falls_back_when_its_library_is_missing(monkeypatch):
     monkeypatch.setattr(allocator, "_glibc", lambda: True)
     monkeypatch.setattr(allocator, "_accelerator_plugin", lambda: False)
+    monkeypatch.delenv("LD_PRELOAD", raising=False)  # conftest sets it for the workers
     monkeypatch.setattr(allocator, "tcmalloc_library", lambda: None)
+    monkeypatch.setattr(allocator, "tbbmalloc_library", lambda: None)
+    monkeypatch.setattr(allocator, "_tbb_libraries", lambda: None)
     monkeypatch.setattr(allocator, "mimalloc_library", lambda: "/x/libmimalloc.so.3")
     monkeypatch.setenv(allocator.ENV_CHOICE, "tcmalloc")
     assert allocator.choice() == "mimalloc"
@@ -130,5 +159,18 @@ def test_an_explicit_choice_falls_back_when_its_library_is_missing(monkeypatch):
     monkeypatch.setattr(allocator, "tcmalloc_library", lambda: "/y/libtcmalloc_minimal.so.4")
     assert allocator.choice() == "tcmalloc"
     assert allocator.wanted_environment()["LD_PRELOAD"].startswith("/y/libtcmalloc_minimal")
+    monkeypatch.setattr(allocator, "tcmalloc_library", lambda: None)
+    tbb = ("/z/lib/libtbbmalloc.so.2", "/z/lib/libtbbmalloc_proxy.so.2")
+    monkeypatch.setattr(allocator, "_tbb_libraries", lambda: tbb)
+    monkeypatch.setattr(allocator, "tbbmalloc_library", lambda: tbb[1])
+    assert allocator.choice() == "tbbmalloc"
+    # The proxy's own dependency is preloaded by path, ahead of it.
+    assert allocator.wanted_environment()["LD_PRELOAD"] == ":".join(tbb)
+    # Both present: the pip wheel's tbbmalloc by default, the system's tcmalloc when asked for.
+    monkeypatch.setattr(allocator, "tcmalloc_library", lambda: "/y/libtcmalloc_minimal.so.4")
+    assert allocator.choice() == "tbbmalloc"
+    monkeypatch.setenv(allocator.ENV_CHOICE, "tcmalloc")
+    assert allocator.choice() == "tcmalloc"
+    monkeypatch.setenv(allocator.ENV_CHOICE, "auto")
     monkeypatch.setattr(allocator, "_accelerator_plugin", lambda: True)
     assert allocator.choice() == "glibc"  # nothing preloaded next to a GPU/TPU driver
