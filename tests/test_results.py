@@ -219,3 +219,36 @@ def test_a_finished_run_stays_finished_when_the_schema_gains_a_key(tmp_path):
     other = base_config()
     other.model.identity_init = True
     assert runner.finished_run(str(workdir), other) is None
+
+
+def test_equal_time_steps_come_from_one_side_by_side_measurement(
+    tiny_config, tmp_path, monkeypatch
+):
+    """The time-matched step count uses step times measured side by side in this process
+    (not the runs' logged rates), saved once and reused by every seed and rerun; a changed
+    config is measured again."""
+    calls = []
+
+    def fake_measure(configs, **_):
+        calls.append(sorted(configs))
+        return {n: {"seconds_per_step": {"csc": 1.2, "simclr": 0.3}[n], "per_round": []}
+                for n in configs}  # fmt: skip
+
+    monkeypatch.setattr(runner, "measure_step_times", fake_measure)
+    by_name = {v.name: v for v in experiments.select_variants(["simclr", "simclr-time"])}
+
+    def configs(seed):
+        return {n: experiments.run_config(tiny_config, by_name[n], seed, 600)
+                for n in ("csc", "simclr")}  # fmt: skip
+
+    times = runner.step_times(configs(0), str(tmp_path), log=lambda *_: None)
+    assert times == {"csc": 1.2, "simclr": 0.3} and calls == [["csc", "simclr"]]
+    assert runner.matched_steps(600, times["csc"], times["simclr"]) == 2400
+    assert runner.matched_steps(600, 0.01, 1.0) == 10  # never fewer than 10
+    # Another seed, or a rerun: the saved measurement, not a new one.
+    assert runner.step_times(configs(1), str(tmp_path), log=lambda *_: None) == times
+    assert len(calls) == 1
+    # A change that can change a step's cost is measured again.
+    tiny_config.data.batch_size = 2 * tiny_config.data.batch_size
+    runner.step_times(configs(0), str(tmp_path), log=lambda *_: None)
+    assert len(calls) == 2

@@ -7,11 +7,16 @@ same config (the marker ``RESULTS_MARKER`` plus ``eval/results.json`` and ``eval
 is not run again; an interrupted run resumes from its newest checkpoint.
 
 Equal wall time. A variant with ``match_time_of`` trains as long as the variant it matches:
-its steps are ``round(steps * rate_self / rate_other, -1)`` with each rate the median of the
-logged steady-state ``steps_per_sec`` of the equal-step runs of the same seed (the matched
-variant's, and this method's own equal-step run, e.g. simclr for simclr-time). The chosen
-step count is stored in the run's config and printed in its command, so the run can be
-repeated exactly.
+its steps are ``round(steps * t_other / t_self, -1)``, with t the seconds per train step of
+the matched variant (e.g. csc) and of this method's own equal-step variant (e.g. simclr for
+simclr-time). Both are measured in this process by :func:`measure_step_times`: the two steps
+compiled side by side and timed in alternating rounds, once, before the first time-matched
+run, so that load on the machine hits both alike. (The steps/s the runs log are not used: a
+run that trained while something else ran logged half its idle rate, which gave the matched
+variant about twice its fair time.) The measurement is written to ``STEP_TIMES_FILE`` in the
+workdir root and reused by every seed and every rerun of the same configs; the chosen step
+count is stored in the run's config and printed in its command, so the run can be repeated
+exactly.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from csc_jax.experiments.variants import Variant, run_config
 from csc_jax.io_utils import atomic_write_json
 
 RESULTS_MARKER = "results_run.json"  # written into a run's workdir after its evaluation
+STEP_TIMES_FILE = "step_times.json"  # in the workdir root: the equal-time measurement
 # Keys that cannot change a run's numbers (ignored when deciding whether a run is finished).
 _IGNORED_KEYS = ("train.progress_bar",)
 
@@ -97,17 +103,6 @@ def read_results(workdir: str) -> dict:
         return json.load(f)["results"]
 
 
-def steady_step_rate(workdir: str) -> float:
-    """Median logged steps/s of a run, leaving out the first logged row (compilation)."""
-    from csc_jax.training.metric_log import read_metrics
-
-    rates = [r["steps_per_sec"] for r in read_metrics(workdir) if "steps_per_sec" in r]
-    rates = [r for r in rates[1:] if np.isfinite(r) and r > 0]
-    if not rates:
-        raise ValueError(f"{workdir}: no steady-state steps_per_sec in metrics.jsonl")
-    return float(np.median(rates))
-
-
 def run_one(
     config, workdir: str, variant: str, command: str = "", log: Callable = print
 ) -> RunRecord:
@@ -162,11 +157,65 @@ def plan(variants: Sequence[Variant], seeds: Sequence[int]) -> list[tuple[Varian
     return [(v, s) for s in sorted(set(seeds)) for v in plain + timed]
 
 
-def matched_steps(variant: Variant, seed: int, steps: int, workdir_of, method_run: str) -> int:
+def measure_step_times(
+    configs: dict, *, rounds: int = 3, steps: int = 5, warmup: int = 2
+) -> dict[str, dict]:
+    """Seconds per train step of each config, compiled side by side, timed alternately.
+
+    Args:
+      configs: {name: complete experiment config}.
+      rounds: alternating rounds (every config once per round); steps: timed steps per round
+        (after one untimed step); warmup: untimed steps after compilation.
+
+    Returns:
+      {name: {'seconds_per_step': median over rounds of each round's median,
+      'per_round': [round medians]}}.
+    """
+    from csc_jax.benchmarking.train_step import bench_train_step
+
+    timers = {}
+    for name, config in configs.items():
+        _, timers[name] = bench_train_step(config, steps=1, warmup=warmup, keep_timer=True)
+    per_round: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            per_round[name].append(float(np.median(timer.time(steps, 1))))
+    return {
+        name: {"seconds_per_step": float(np.median(v)), "per_round": v}
+        for name, v in per_round.items()
+    }
+
+
+def matched_steps(steps: int, seconds_per_step_other: float, seconds_per_step_own: float) -> int:
     """Steps for a time-matched run (see the module docstring), a multiple of 10 (>= 10)."""
-    other = steady_step_rate(workdir_of(variant.match_time_of, seed))
-    own = steady_step_rate(workdir_of(method_run, seed))
-    return max(10, int(round(steps * own / other, -1)))
+    return max(10, int(round(steps * seconds_per_step_other / seconds_per_step_own, -1)))
+
+
+def step_times(configs: dict, workdir_root: str, log: Callable = print) -> dict[str, float]:
+    """Seconds per step of each config: from ``STEP_TIMES_FILE`` if it holds these very
+    configs (seed and steps aside), else measured now (:func:`measure_step_times`) and saved."""
+
+    def key(config) -> dict:
+        return {k: v for k, v in _flat_json(config).items() if k not in ("seed", "train.steps")}
+
+    path = os.path.join(workdir_root, STEP_TIMES_FILE)
+    wanted = {name: key(c) for name, c in configs.items()}
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        if all(saved["configs"].get(n) == k for n, k in wanted.items()):
+            log(f"[results] equal wall time: step times from {path}")
+            return {n: float(saved["times"][n]["seconds_per_step"]) for n in wanted}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    log(f"[results] equal wall time: timing the steps of {', '.join(configs)} side by side")
+    times = measure_step_times(configs)
+    os.makedirs(workdir_root, exist_ok=True)
+    atomic_write_json(path, {"configs": wanted, "times": times})
+    for name, t in times.items():
+        rounds = ", ".join(f"{x:.3f}" for x in t["per_round"])
+        log(f"[results]   {name}: {t['seconds_per_step']:.3f} s/step (rounds: {rounds})")
+    return {n: t["seconds_per_step"] for n, t in times.items()}
 
 
 def run_results(
@@ -205,7 +254,13 @@ def run_results(
                     f"run it together with {variant.match_time_of} and an equal-step run of "
                     "the same method"
                 )
-            run_steps = matched_steps(variant, seed, steps, workdir_of, same[0])
+            other, own = variant.match_time_of, same[0]
+            times = step_times(
+                {n: run_config(base_config, by_name[n], seed, steps) for n in (other, own)},
+                workdir_root,
+                log,
+            )
+            run_steps = matched_steps(steps, times[other], times[own])
         config = run_config(base_config, variant, seed, run_steps)
         workdir = workdir_of(variant.name, seed)
         cmd = " ".join(
