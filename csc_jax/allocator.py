@@ -113,27 +113,19 @@ def _tbb_libraries() -> tuple[str, str] | None:
     return found["libtbbmalloc.so.2"], found["libtbbmalloc_proxy.so.2"]
 
 
-def tbbmalloc_library() -> str | None:
-    """Path of oneTBB's malloc proxy (libtbbmalloc_proxy.so.2) from the ``tbb`` wheel, or None."""
-    libs = _tbb_libraries()
-    return libs[1] if libs else None
+def preload_libraries(kind: str) -> list[str]:
+    """Every library ``kind`` (a key of PRELOAD_ENV) puts into LD_PRELOAD, in order; the last
+    one replaces malloc. [] when it is not installed."""
+    if kind == "tbbmalloc":
+        return list(_tbb_libraries() or ())
+    lib = {"tcmalloc": tcmalloc_library, "mimalloc": mimalloc_library}[kind]()
+    return [lib] if lib else []
 
 
 def library(kind: str) -> str | None:
     """The shared library that replaces malloc for ``kind`` (a key of PRELOAD_ENV), or None."""
-    return {
-        "tcmalloc": tcmalloc_library,
-        "tbbmalloc": tbbmalloc_library,
-        "mimalloc": mimalloc_library,
-    }[kind]()
-
-
-def preload_libraries(kind: str) -> list[str]:
-    """Every library ``kind`` puts into LD_PRELOAD, in order ([] when it is not installed)."""
-    if kind == "tbbmalloc":
-        return list(_tbb_libraries() or ())
-    lib = library(kind)
-    return [lib] if lib else []
+    libs = preload_libraries(kind)
+    return libs[-1] if libs else None
 
 
 def _accelerator_plugin() -> bool:

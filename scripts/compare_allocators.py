@@ -118,9 +118,7 @@ def run_once(
     bb_cpu = (bb or {}).get("cpu") or {}
     return {
         "backbone_median_step_s": bb["step_time_s"]["median"] if bb else None,
-        "backbone_kernel_fraction_median_step": bb_cpu.get(
-            "kernel_fraction_median_step", bb_cpu.get("kernel_fraction")
-        ),
+        "backbone_kernel_fraction_median_step": bb_cpu.get("kernel_fraction_median_step"),
         "median_step_s": row["step_time_s"]["median"],
         "first_loss": row.get("first_loss"),
         "kernel_fraction_per_step": (row.get("cpu") or {}).get("kernel_fraction"),

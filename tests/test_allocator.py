@@ -133,7 +133,7 @@ def test_the_preloaded_allocator_reuses_a_freed_large_block(kind, n):
 
 
 @linux_glibc
-@pytest.mark.skipif(allocator.tbbmalloc_library() is None, reason="tbb wheel not installed")
+@pytest.mark.skipif(allocator.library("tbbmalloc") is None, reason="tbb wheel not installed")
 def test_tbbmalloc_without_its_threshold_faults_the_block_again():
     """The threshold is what makes tbbmalloc keep the block: the user's own value wins, and a
     threshold above the block's size gives the faults back."""
@@ -149,7 +149,6 @@ def test_an_explicit_choice_falls_back_when_its_library_is_missing(monkeypatch):
     monkeypatch.setattr(allocator, "_accelerator_plugin", lambda: False)
     monkeypatch.delenv("LD_PRELOAD", raising=False)  # conftest sets it for the workers
     monkeypatch.setattr(allocator, "tcmalloc_library", lambda: None)
-    monkeypatch.setattr(allocator, "tbbmalloc_library", lambda: None)
     monkeypatch.setattr(allocator, "_tbb_libraries", lambda: None)
     monkeypatch.setattr(allocator, "mimalloc_library", lambda: "/x/libmimalloc.so.3")
     monkeypatch.setenv(allocator.ENV_CHOICE, "tcmalloc")
@@ -162,7 +161,6 @@ def test_an_explicit_choice_falls_back_when_its_library_is_missing(monkeypatch):
     monkeypatch.setattr(allocator, "tcmalloc_library", lambda: None)
     tbb = ("/z/lib/libtbbmalloc.so.2", "/z/lib/libtbbmalloc_proxy.so.2")
     monkeypatch.setattr(allocator, "_tbb_libraries", lambda: tbb)
-    monkeypatch.setattr(allocator, "tbbmalloc_library", lambda: tbb[1])
     assert allocator.choice() == "tbbmalloc"
     # The proxy's own dependency is preloaded by path, ahead of it.
     assert allocator.wanted_environment()["LD_PRELOAD"] == ":".join(tbb)

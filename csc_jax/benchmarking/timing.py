@@ -98,40 +98,36 @@ def cpu_usage() -> dict[str, float]:
     return {"user_s": r.ru_utime, "kernel_s": r.ru_stime, "minor_faults": float(r.ru_minflt)}
 
 
-def cpu_per_step(
-    before: dict[str, float],
-    after: dict[str, float],
-    steps: int,
-    per_step: Sequence[dict[str, float]] = (),
-) -> dict:
-    """User and kernel CPU seconds and minor faults per step between two :func:`cpu_usage`
-    readings, and the kernel's share of the CPU time (what the allocator settings cut).
+def cpu_per_step(per_step: Sequence[dict[str, float]]) -> dict:
+    """User and kernel CPU seconds and minor faults per step, and the kernel's share of the CPU
+    time (what the allocator settings cut), from one :func:`cpu_usage` difference per timed
+    step.
 
-    With ``per_step`` (one :func:`cpu_usage` difference per timed step) it also gives the
-    steady state: the median step's kernel share and minor faults. The two differ when a
-    one-time event (an allocator growing its heap by the step's whole temporaries block,
-    about 560,000 faults) falls inside the timed steps: the mean counts it, the median does
-    not.
+    Means over the steps, and the steady state: the median step's kernel share and minor
+    faults. The two differ when a one-time event (an allocator growing its heap by the step's
+    whole temporaries block, about 560,000 faults) falls inside the timed steps: the mean
+    counts it, the median does not.
     """
-    d = {k: (after[k] - before[k]) / max(steps, 1) for k in before}
+    n = max(len(per_step), 1)
+    d = {k: sum(u[k] for u in per_step) / n for k in ("user_s", "kernel_s", "minor_faults")}
     total = d["user_s"] + d["kernel_s"]
-    out = {
+    fractions = [
+        u["kernel_s"] / (u["user_s"] + u["kernel_s"])
+        for u in per_step
+        if u["user_s"] + u["kernel_s"] > 0
+    ]
+    return {
         "user_s_per_step": d["user_s"],
         "kernel_s_per_step": d["kernel_s"],
         "kernel_fraction": d["kernel_s"] / total if total > 0 else float("nan"),
         "minor_faults_per_step": d["minor_faults"],
-    }
-    if per_step:
-        fractions = [
-            u["kernel_s"] / (u["user_s"] + u["kernel_s"])
-            for u in per_step
-            if u["user_s"] + u["kernel_s"] > 0
-        ]
-        out["kernel_fraction_median_step"] = (
+        "kernel_fraction_median_step": (
             statistics.median(fractions) if fractions else float("nan")
-        )
-        out["minor_faults_median_step"] = statistics.median(u["minor_faults"] for u in per_step)
-    return out
+        ),
+        "minor_faults_median_step": (
+            statistics.median(u["minor_faults"] for u in per_step) if per_step else float("nan")
+        ),
+    }
 
 
 class StepTimer:
@@ -154,11 +150,11 @@ class StepTimer:
             self.state, _ = timed_steps(
                 self.compiled, self.state, self.next_batch, steps=0, warmup=warmup
             )
-        before, usage = cpu_usage(), []
+        usage: list[dict[str, float]] = []
         self.state, times = timed_steps(
             self.compiled, self.state, self.next_batch, steps=steps, warmup=0, usage=usage
         )
-        self.cpu = cpu_per_step(before, cpu_usage(), steps, usage)
+        self.cpu = cpu_per_step(usage)
         return times
 
 
