@@ -34,6 +34,11 @@ def test_op_name_attribution():
         "fwd",
     )
     assert op_areas("jit(train_step)/vmap()/mix_example/xor")[0].startswith("(outside the model")
+    # A submodule's own method (gLN's standardise, folded into the next Dense) is that layer.
+    assert op_areas(
+        "jit(step)/jvp(ConvTasNetBackbone)/SeparatorTrunk_0/TCN_0/TCNBlock_0/"
+        "GlobalLayerNorm_1.standardise/sub"
+    ) == ("SeparatorTrunk", "GlobalLayerNorm", "fwd")
 
 
 # (op_name, innermost source files, family): op names as a trace of the tiny config's train
@@ -52,6 +57,7 @@ REAL_OPS = [
     (_FWD + _TRUNK + "DepthwiseConv1D_0/jit(_pad)/pad", _MODEL_FILES, "depthwise conv"),
     (_BWD + _TRUNK + "GlobalLayerNorm_1/reduce_sum", _MODEL_FILES, "gLN"),
     (_FWD + "bottom_up/trunk/GlobalLayerNorm_0/sqrt", _MODEL_FILES, "gLN"),
+    (_BWD + _TRUNK + "GlobalLayerNorm_1.standardise/mul", _MODEL_FILES, "gLN"),
     (_BWD + _TRUNK + "PReLU_1/mul", ("flax/linen/activation.py",), "PReLU"),
     (_BWD + "separate/mask_act/reduce_sum", ("flax/linen/activation.py",), "PReLU"),
     (_BWD + _TRUNK + "pad", _MODEL_FILES, "TCN residual / skip"),

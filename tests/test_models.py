@@ -8,7 +8,14 @@ import pytest
 from csc_jax.models import model_from_config
 from csc_jax.models.cross_attention import CrossAttention
 from csc_jax.models.encoder import WaveformDecoder, WaveformEncoder, frame, num_frames, overlap_add
-from csc_jax.models.separator import TCN, DepthwiseConv1D, GlobalLayerNorm, SeparatorTrunk
+from csc_jax.models.separator import (
+    TCN,
+    DepthwiseConv1D,
+    GlobalLayerNorm,
+    SeparatorTrunk,
+    TCNBlock,
+    gln_statistics,
+)
 
 
 def test_frame_and_overlap_add_shapes_and_inverse():
@@ -48,22 +55,96 @@ def test_global_layer_norm_normalises_each_example():
     np.testing.assert_allclose(jnp.std(y, axis=(1, 2)), 1.0, atol=1e-3)
 
 
-@pytest.mark.parametrize("dilation", [1, 2, 4])
-def test_depthwise_conv_matches_lax_conv(dilation):
-    x = jax.random.normal(jax.random.PRNGKey(0), (2, 20, 6))
-    conv = DepthwiseConv1D(kernel=3, dilation=dilation)
-    p = conv.init(jax.random.PRNGKey(1), x)
-    y = conv.apply(p, x)
-    w = p["params"]["kernel"]  # (P, C)
-    ref = jax.lax.conv_general_dilated(
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_gln_statistics_match_two_pass_float64(offset):
+    # One-pass sums in float32: with a mean 1000x the spread, E[x^2] - E[x]^2 without the
+    # shift loses the variance to rounding; the shifted sums keep it.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 500, 128)) * np.array([1.0, 0.1, 3.0])[:, None, None] + offset
+    mean, rstd = gln_statistics(jnp.asarray(x, jnp.float32), 1e-8)
+    want_mean = x.mean(axis=(1, 2))
+    want_rstd = 1.0 / np.sqrt(((x - want_mean[:, None, None]) ** 2).mean(axis=(1, 2)) + 1e-8)
+    assert mean.shape == rstd.shape == (3, 1, 1)
+    np.testing.assert_allclose(mean[:, 0, 0], want_mean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(rstd[:, 0, 0], want_rstd, rtol=1e-4)
+
+
+def _lax_depthwise(x, w, dilation):
+    """(N, F, C) * taps (3, C) -> (N, F, C): XLA's grouped dilated convolution, 'same' length."""
+    return jax.lax.conv_general_dilated(
         x,
         w[:, None, :],
         window_strides=(1,),
         padding=[(dilation, dilation)],
         rhs_dilation=(dilation,),
         dimension_numbers=("NWC", "WIO", "NWC"),
-        feature_group_count=6,
+        feature_group_count=w.shape[-1],
+        precision="highest",
     )
+
+
+def _textbook_tcn_block(p, x, dilation):
+    """A TCN block written plainly: two-pass gLN, gLN then Dense, grouped lax conv."""
+
+    def gln(y, q):
+        mean = jnp.mean(y, axis=(-2, -1), keepdims=True)
+        var = jnp.mean((y - mean) ** 2, axis=(-2, -1), keepdims=True)
+        return (y - mean) / jnp.sqrt(var + 1e-8) * q["scale"] + q["bias"]
+
+    def prelu(y, q):
+        return jnp.where(y >= 0, y, q["negative_slope"] * y)
+
+    b = x.shape[-1]
+    y = x @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
+    y = gln(prelu(y, p["PReLU_0"]), p["GlobalLayerNorm_0"])
+    y = _lax_depthwise(y, p["DepthwiseConv1D_0"]["kernel"], dilation)
+    y = y + p["DepthwiseConv1D_0"]["bias"]
+    y = gln(prelu(y, p["PReLU_1"]), p["GlobalLayerNorm_1"])
+    out = y @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
+    return x + out[..., :b], out[..., b:]
+
+
+@pytest.mark.parametrize("dilation", [1, 4])
+def test_tcn_block_matches_the_textbook_block_values_and_gradients(dilation):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 40, 8))
+    block = TCNBlock(hidden=16, kernel=3, dilation=dilation)
+    params = block.init(jax.random.PRNGKey(1), x)["params"]
+    # Gains and biases away from their initial 1 and 0, so folding them is exercised.
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, v: v + 0.3 * jax.random.normal(jax.random.PRNGKey(len(str(path))), v.shape),
+        params,
+    )
+
+    def loss(apply, p):
+        y, skip = apply(p, x)
+        return jnp.sum(jnp.sin(y)) + jnp.sum(skip**2)
+
+    def ours(p, x):
+        return block.apply({"params": p}, x)
+
+    def textbook(p, x):
+        return _textbook_tcn_block(p, x, dilation)
+
+    with jax.default_matmul_precision("highest"):
+        for got, want in zip(ours(params, x), textbook(params, x), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        g_ours = jax.grad(lambda p: loss(ours, p))(params)
+        g_ref = jax.grad(lambda p: loss(textbook, p))(params)
+    for path, got in jax.tree_util.tree_flatten_with_path(g_ours)[0]:
+        want = g_ref
+        for key in path:
+            want = want[key.key]
+        scale = float(jnp.max(jnp.abs(want)))
+        np.testing.assert_allclose(got, want, atol=1e-4 * scale, err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 4])
+def test_depthwise_conv_matches_lax_conv(dilation):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 20, 6))
+    conv = DepthwiseConv1D(kernel=3, dilation=dilation)
+    p = conv.init(jax.random.PRNGKey(1), x)
+    y = conv.apply(p, x)
+    ref = _lax_depthwise(x, p["params"]["kernel"], dilation)
     np.testing.assert_allclose(y, ref + p["params"]["bias"], rtol=1e-5, atol=1e-5)
 
 

@@ -205,6 +205,23 @@ def hlo_ops(hlo_text: str) -> dict[str, HloOp]:
 
 
 # ---------------------------------------------------------------------- attribution
+def _modules_and_methods(parts: Sequence[str], scope: int) -> tuple[list[str], list[str]]:
+    """The Flax submodules and the model's methods named between the model scope
+    ``parts[scope]`` and the primitive (the last part) of a split op_name.
+
+    A submodule's method other than ``__call__`` appears as 'GlobalLayerNorm_1.standardise' and
+    counts as that submodule; the model's own methods ('CSCModel.bottom_up') are methods.
+    """
+    model = _MODEL_SCOPE.match(parts[scope]).group(1)
+    modules, methods = [], []
+    for p in parts[scope + 1 : -1]:
+        if p.startswith(model + "."):
+            methods.append(p)
+        elif "(" not in p:
+            modules.append(p.split(".")[0])
+    return modules, methods
+
+
 def op_areas(op_name: str) -> tuple[str, str, str]:
     """(model part, layer type, 'fwd'|'bwd') of an HLO op_name, e.g.
     'jit(train_step)/transpose(jvp(CSCModel))/CSCModel.bottom_up/trunk/TCN_0/TCNBlock_3/
@@ -214,9 +231,7 @@ def op_areas(op_name: str) -> tuple[str, str, str]:
     if scope is None:
         return "(outside the model: mixing, loss, optimizer)", "-", "-"
     direction = "bwd" if parts[scope].startswith("transpose(") else "fwd"
-    inner = parts[scope + 1 : -1]  # the last entry is the primitive
-    modules = [p for p in inner if "." not in p and "(" not in p]
-    methods = [p for p in inner if "." in p]
+    modules, methods = _modules_and_methods(parts, scope)
     if modules:
         part = re.sub(r"_\d+$", "", modules[0])
     else:
@@ -309,8 +324,8 @@ def op_family(op_name: str, files: Sequence[str] = ()) -> str:
     parts = op_name.split("/")
     scope = next((i for i, p in enumerate(parts) if _MODEL_SCOPE.match(p)), None)
     if scope is not None:
-        inner = parts[scope + 1 : -1]
-        modules = [re.sub(r"_\d+$", "", p) for p in inner if "." not in p and "(" not in p]
+        named, methods = _modules_and_methods(parts, scope)
+        modules = [re.sub(r"_\d+$", "", p) for p in named]
         for m in modules:
             if m in _OWNING_SCOPES:
                 return _OWNING_SCOPES[m]
@@ -319,7 +334,7 @@ def op_family(op_name: str, files: Sequence[str] = ()) -> str:
                 return _LAYER_SCOPES[m]
         if modules and modules[-1] in _TCN_SCOPES:
             return "TCN residual / skip"
-        if not modules and any(p.endswith(".global_vector") for p in inner):
+        if not modules and any(p.endswith(".global_vector") for p in methods):
             return "attention"  # the query (mean over frames) and the frames' reshape
         return "other"
     for file in files:
