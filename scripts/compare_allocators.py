@@ -17,7 +17,9 @@ with glibc's defaults, as it ran; ``glibc`` / ``hugetlb`` / ``tbbmalloc`` / ``mi
 ``tcmalloc`` = this checkout with ``CSC_JAX_ALLOCATOR=system`` / ``glibc``
 (``glibc.malloc.hugetlb=1``) / ``tbbmalloc`` (the ``tbb`` wheel) / ``mimalloc`` (the
 ``cmeel-mimalloc`` wheel) / ``tcmalloc`` (the system's); a preloaded allocator that is not
-installed here is skipped.
+installed here is skipped. ``previous`` = the ``--previous`` checkout (an earlier revision
+that already has ``csc_jax.allocator``) with ``tbbmalloc``: what this revision's own code
+changes gain under the same allocator.
 
 Example (what docs/performance.md's allocator table ran):
     python scripts/compare_allocators.py --baseline /tmp/base --rounds 2 --steps 8 \\
@@ -49,12 +51,17 @@ SETTINGS = {
     "tbbmalloc": ("current", "tbbmalloc"),  # the pip wheel (x86-64; skipped otherwise)
     "mimalloc": ("current", "mimalloc"),
     "tcmalloc": ("current", "tcmalloc"),  # where the system has it (skipped otherwise)
+    # an earlier revision that has csc_jax.allocator, under its default (the pip wheel)
+    "previous": ("previous", "tbbmalloc"),
 }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--baseline", default="", help="checkout of the older revision ('' = skip)")
+    p.add_argument(
+        "--previous", default="", help="checkout of an earlier allocator-aware revision ('' = skip)"
+    )
     p.add_argument("--settings", default=",".join(SETTINGS), help="comma list of settings")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     p.add_argument("--steps", type=int, default=8, help="timed steps per process")
@@ -189,14 +196,16 @@ def main(argv=None) -> int:
                 raise errors.ConfigError(
                     f"--settings: unknown setting {n!r} (known: {list(SETTINGS)})"
                 )
-        if "base" in names and not args.baseline:
-            names.remove("base")
+        for name, checkout in (("base", args.baseline), ("previous", args.previous)):
+            if name in names and not checkout:
+                names.remove(name)
         for kind in PRELOAD_ENV:
             if kind in names and library(kind) is None:
                 print(f"{kind}: not installed here, skipped", flush=True)
                 names.remove(kind)
-        if args.baseline and not os.path.isfile(os.path.join(args.baseline, "benchmark.py")):
-            raise errors.ConfigError(f"--baseline={args.baseline}: no benchmark.py there")
+        for flag, checkout in (("--baseline", args.baseline), ("--previous", args.previous)):
+            if checkout and not os.path.isfile(os.path.join(checkout, "benchmark.py")):
+                raise errors.ConfigError(f"{flag}={checkout}: no benchmark.py there")
         os.makedirs(args.out, exist_ok=True)
         runs: dict[str, list[dict]] = {n: [] for n in names}
         # The pip-only default allocator's runs also measure the roofline.
@@ -204,7 +213,7 @@ def main(argv=None) -> int:
         for rnd in range(args.rounds):
             for name in names:
                 which, allocator = SETTINGS[name]
-                repo = args.baseline if which == "baseline" else REPO
+                repo = {"baseline": args.baseline, "previous": args.previous}.get(which, REPO)
                 out_json = os.path.abspath(os.path.join(args.out, f"{name}.{rnd}.json"))
                 roofline = name == with_roofline
                 r = run_once(
