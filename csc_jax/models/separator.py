@@ -3,7 +3,10 @@
 The dilated depthwise convolution is written as P shifted multiply-adds over a padded
 sequence rather than ``nn.Conv(feature_group_count=H)``: XLA:CPU lowers grouped dilated
 convolutions poorly, and the multiply-add form measured faster at the demo's shapes
-(docs/method.md, "Formulation").
+(docs/method.md, "Formulation"). gLN's statistics take one pass over the activation
+(:func:`gln_statistics`), and a block's second gLN is applied through the next 1x1 conv's
+weights (:class:`FoldedAffineDense`); both measured faster (docs/performance.md) and are
+checked against a textbook block in tests/test_models.py.
 
 Rematerialisation (``model.remat``, docs/gpu_memory.md): the backward pass of a TCN block
 needs about a dozen (..., F, H) activations against one (..., F, B) input, so keeping every
