@@ -110,9 +110,10 @@ def test_tcn_block_matches_the_textbook_block_values_and_gradients(dilation):
     block = TCNBlock(hidden=16, kernel=3, dilation=dilation)
     params = block.init(jax.random.PRNGKey(1), x)["params"]
     # Gains and biases away from their initial 1 and 0, so folding them is exercised.
-    params = jax.tree_util.tree_map_with_path(
-        lambda path, v: v + 0.3 * jax.random.normal(jax.random.PRNGKey(len(str(path))), v.shape),
-        params,
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))
+    params = jax.tree.unflatten(
+        tree, [v + 0.3 * jax.random.normal(k, v.shape) for v, k in zip(leaves, keys, strict=True)]
     )
 
     def loss(apply, p):

@@ -3,10 +3,10 @@
 The dilated depthwise convolution is written as P shifted multiply-adds over a padded
 sequence rather than ``nn.Conv(feature_group_count=H)``: XLA:CPU lowers grouped dilated
 convolutions poorly, and the multiply-add form measured faster at the demo's shapes
-(docs/method.md, "Formulation"). gLN's statistics take one pass over the activation
-(:func:`gln_statistics`), and a block's second gLN is applied through the next 1x1 conv's
-weights (:class:`FoldedAffineDense`); both measured faster (docs/performance.md) and are
-checked against a textbook block in tests/test_models.py.
+(docs/method.md, "Formulation"). gLN's statistics are two independent sums, not a mean
+and then the deviations from it (:func:`gln_statistics`), and a block's second gLN is
+applied through the next 1x1 conv's weights (:class:`FoldedAffineDense`); both measured
+faster (docs/performance.md) and are checked against a textbook block in tests/test_models.py.
 
 Rematerialisation (``model.remat``, docs/gpu_memory.md): the backward pass of a TCN block
 needs about a dozen (..., F, H) activations against one (..., F, B) input, so keeping every
@@ -37,7 +37,7 @@ REMAT_POLICIES = {
 
 
 def gln_statistics(x: jnp.ndarray, eps: float) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """gLN's mean and 1/std of each example over its last two axes, in one pass.
+    """gLN's mean and 1/std of each example over its last two axes, from Σx and Σx².
 
     Args:
       x: (..., F, C) float32.
@@ -45,12 +45,14 @@ def gln_statistics(x: jnp.ndarray, eps: float) -> tuple[jnp.ndarray, jnp.ndarray
     Returns:
       (mean, rstd), each (..., 1, 1) float32.
 
-    Both sums are taken in one reduction pass over x (XLA fuses them) instead of the mean first
-    and then the squared deviations: the two-pass form reads the activation twice, forward and
-    backward, and measured 12 % slower at the demo's shapes (docs/performance.md). The sums are
-    of x minus a shift (the mean of the first frame, under stop_gradient: the variance does not
-    depend on it), which keeps E[x²] - E[x]² from cancelling when the mean is large against the
-    spread; float64 checks in tests/test_models.py.
+    The two sums do not wait for each other, unlike the mean followed by the squared deviations
+    from it, and their gradient is a shorter chain. XLA:CPU still reads x once per sum (it does
+    not fuse sibling reductions; docs/performance.md). Together with FoldedAffineDense this form
+    measured 8-12 % faster than the two-pass one for an 8-block TCN's value and gradient at the
+    demo's shapes (scripts/probe_tcn_formulations.py). The sums are of x minus a shift (the
+    mean of the first frame, under stop_gradient: the variance does not depend on it), which
+    keeps E[x²] - E[x]² from cancelling when the mean is large against the spread; float64
+    checks in tests/test_models.py.
     """
     n = x.shape[-2] * x.shape[-1]
     shift = jax.lax.stop_gradient(jnp.mean(x[..., :1, :], axis=(-2, -1), keepdims=True))
