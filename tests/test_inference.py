@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -98,6 +99,14 @@ def test_load_errors_name_the_problem(trained, tmp_path):
     (copy / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match=r"config\.json.*model\.not_a_key"):
         inference.load(str(copy))
+
+
+def test_load_logs_no_warnings(trained, caplog):
+    """A reader's checkpoint options are orbax's read-only ones: loading logs no absl WARNING
+    (orbax logged two on every csc_jax.load when a reader kept a writer's options)."""
+    with caplog.at_level(logging.WARNING):
+        csc_jax.load(trained[0])
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def _damage_newest_checkpoint(workdir, tmp_path):

@@ -87,7 +87,10 @@ class Checkpointer:
             if not os.access(self.directory, os.W_OK):
                 raise CheckpointError(f"checkpoint directory {self.directory} is not writable")
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep,
+            # A reader neither saves nor deletes: orbax would override these two with an absl
+            # WARNING each (on every csc_jax.load) if they kept their writer's values.
+            max_to_keep=None if read_only else keep,
+            save_interval_steps=0 if read_only else 1,
             create=not read_only,
             read_only=read_only,
             enable_async_checkpointing=async_save and not read_only,
