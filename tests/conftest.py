@@ -62,6 +62,19 @@ def make_tiny_config(cache_dir, **overrides):
     return c
 
 
+def save_folder_corpus(cache_dir, root, splits=("train", "test")) -> dict[str, str]:
+    """The tiny config's embedded-corpus splits written as folder corpora (VoxCeleb layout,
+    ``<root>/<split>/<speaker>/<session>/<utt>.wav``, 8 kHz): {split: folder}."""
+    from csc_jax.data import synthetic
+
+    c = make_tiny_config(cache_dir)
+    folders = {}
+    for split in splits:
+        corpus = synthetic.load_or_generate(c.data.synthetic, split, c.data.sample_rate, cache_dir)
+        folders[split] = str(synthetic.save_wav_tree(corpus, os.path.join(root, split)))
+    return folders
+
+
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory):
     """One corpus cache for the whole session (generation is deterministic)."""

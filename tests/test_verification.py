@@ -7,11 +7,13 @@ import os
 import numpy as np
 import pytest
 import scipy.fft
-from conftest import make_tiny_config
+from conftest import make_tiny_config, save_folder_corpus
 
 from csc_jax import metrics
+from csc_jax.config import base_config, validate_config
 from csc_jax.data import sources
-from csc_jax.evaluation import verification
+from csc_jax.errors import ConfigError
+from csc_jax.evaluation import validation, verification
 from csc_jax.evaluation.reference_embedders import MfccStatsEmbedder, mel_filterbank
 from csc_jax.evaluation.report import load_scores
 
@@ -77,6 +79,53 @@ def test_validation_eer_is_logged_during_training_and_plotted(trained):
 def test_validation_speakers_are_disjoint_from_train_and_test(tiny_config):
     spk = {s: set(sources.make_source(tiny_config, s).speakers) for s in ("train", "test", "val")}
     assert spk["val"] and not spk["val"] & (spk["train"] | spk["test"])
+
+
+def test_validation_needs_validation_speakers_or_an_explicit_opt_in(shared_cache, tmp_path, capsys):
+    """A folder corpus without data.folder.val_root: no validation EER (one notice on stdout),
+    unless eval.validation_on_test=True opts into the test trials (one warning on stderr);
+    with val_root, the validation speakers and nothing printed."""
+    from csc_jax.models import model_from_config
+
+    roots = save_folder_corpus(shared_cache, tmp_path, ("test", "val"))
+    folder = {"data.source": "folder", "data.folder.test_root": roots["test"]}
+    config = make_tiny_config(shared_cache, **folder, **{"data.folder.train_root": roots["test"]})
+    model = model_from_config(config)
+    assert validation.validation_evaluators(config, model) == []
+    out = capsys.readouterr()
+    assert out.err == "" and len(out.out.splitlines()) == 1, out
+    assert out.out.startswith("notice: no validation EER during training: data.folder.val_root")
+    assert "eval.validation_on_test=True" in out.out
+    with pytest.raises(ConfigError, match="data.folder.val_root is empty"):
+        validation.ValidationEER(config, model)
+
+    test_keys = set(sources.make_source(config, "test").keys)
+    config.eval.validation_on_test = True
+    (evaluator,) = validation.validation_evaluators(config, model)
+    out = capsys.readouterr()
+    assert out.out == "" and len(out.err.splitlines()) == 1, out
+    assert out.err.startswith("warning: the validation EER uses up to 40 of the test trials")
+    assert set(evaluator.eval_set.enroll_keys) <= test_keys
+
+    config.data.folder.val_root = roots["val"]  # a validation split wins over the opt-in
+    (evaluator,) = validation.validation_evaluators(config, model)
+    assert capsys.readouterr() == ("", "")
+    val_keys = set(sources.make_source(config, "val").keys)
+    assert set(evaluator.eval_set.enroll_keys) <= val_keys and not val_keys & test_keys
+
+    # The embedded corpus keeps its own validation speakers: nothing printed.
+    synthetic_config = make_tiny_config(shared_cache)
+    assert len(validation.validation_evaluators(synthetic_config, model)) == 1
+    assert capsys.readouterr() == ("", "")
+    tfds = make_tiny_config(shared_cache, **{"data.source": "tfds"})
+    assert validation.missing_split_key(tfds) == "data.tfds.val_split"
+    assert validation.validation_evaluators(tfds, model) == []
+    assert "data.tfds.val_split is empty" in capsys.readouterr().out
+
+    bad = base_config().to_dict()
+    bad["eval"]["validation_on_test"] = "yes"
+    with pytest.raises(ConfigError, match="eval.validation_on_test='yes': must be True or False"):
+        validate_config(bad)
 
 
 def test_trial_list_counts_are_deterministic(tiny_config):

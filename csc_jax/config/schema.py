@@ -48,7 +48,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.folder.train_root = ""
     c.data.folder.test_root = ""
     c.data.folder.trials = ""  # VoxCeleb-format trial list for test_root
-    # Validation speakers for the validation EER during training ("" = test_root's trials).
+    # Validation speakers for the validation EER during training ("" = none: validation off,
+    # or on test_root's trials with eval.validation_on_test=True).
     c.data.folder.val_root = ""
     # Recorded noise for the eval noise conditions, any data.source; "" = colored Gaussian.
     c.data.folder.noise_root = ""
@@ -57,7 +58,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.tfds.name = ""
     c.data.tfds.train_split = "train"
     c.data.tfds.test_split = "test"
-    c.data.tfds.val_split = ""  # "" = the test split's trials for the validation EER
+    c.data.tfds.val_split = ""  # "" = none (as data.folder.val_root; eval.validation_on_test)
     c.data.tfds.dataset_sample_rate = 0  # 0 = read the rate from the dataset's features
     c.data.tfds.data_dir = ""
     c.data.tfds.audio_key = "speech"
@@ -154,6 +155,14 @@ def base_config() -> ml_collections.ConfigDict:
     # Validation EER (clean, SIR 0 dB) every this many steps during training; 0 = off.
     c.eval.validation_every = 100
     c.eval.validation_trials = 1000
+    # A folder or tfds corpus without validation speakers (data.folder.val_root,
+    # data.tfds.val_split): False (default) turns the validation EER off, with one printed
+    # notice, since the only trials left are the test trials; True validates on a subset of
+    # the test trials instead, with one printed warning (a convergence monitor only: a curve
+    # on test speakers must not pick a step or a config). The embedded corpus always has its
+    # own validation speakers (data.synthetic.num_val_speakers), and a validation split, where
+    # there is one, is always used.
+    c.eval.validation_on_test = False
     return c
 
 
@@ -308,6 +317,11 @@ def validate_config(config, num_devices: int | None = None) -> None:
         flat["eval.bootstrap_unit"] in ("speaker", "trial"),
         "eval.bootstrap_unit",
         "must be 'speaker' or 'trial'",
+    )
+    need(
+        isinstance(flat["eval.validation_on_test"], bool),
+        "eval.validation_on_test",
+        "must be True or False",
     )
     for key in ("eval.bootstrap_replicates", "eval.nontarget_per_target"):
         need(flat[key] >= 1, key, "must be >= 1")

@@ -8,17 +8,22 @@ TensorBoard and training_curves.png. So convergence is seen, not assumed.
 
 Validation speakers are disjoint from the training and test speakers: the embedded corpus's
 ``val`` split (``data.synthetic.num_val_speakers``), ``data.folder.val_root`` or
-``data.tfds.val_split``. A folder or tfds corpus without one falls back to a subset of the
-test trials; that curve monitors convergence only (nothing is selected with it).
+``data.tfds.val_split``. A folder or tfds corpus without one has no validation EER (one printed
+notice says so and how to get one) unless ``eval.validation_on_test=True`` opts into a subset
+of the test trials, announced by one printed warning: that curve monitors convergence only
+(nothing may be selected with it).
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
 from csc_jax import metrics
 from csc_jax.config import samples
 from csc_jax.data import sources
+from csc_jax.errors import ConfigError
 from csc_jax.evaluation import conditions as cond_lib
 from csc_jax.evaluation.eval_set import EvalSet
 from csc_jax.evaluation.verification import subsample_trials, trial_list
@@ -28,13 +33,29 @@ CONDITIONS = (cond_lib.Condition("clean"), cond_lib.Condition("speech", 0.0))
 NAMES = ("eer_clean", "eer_sir0")
 
 
-def validation_source(config):
-    """(AudioSource, trial-list path) of the validation trials (see the module docstring)."""
+def missing_split_key(config) -> str | None:
+    """The empty key that leaves the data without validation speakers, or None if it has them
+    (the embedded corpus always does)."""
     d = config.data
-    if d.source == "synthetic" or (d.source == "folder" and d.folder.val_root):
+    if d.source == "folder" and not d.folder.val_root:
+        return "data.folder.val_root"
+    if d.source == "tfds" and not d.tfds.val_split:
+        return "data.tfds.val_split"
+    return None
+
+
+def validation_source(config):
+    """(AudioSource, trial-list path) of the validation trials (see the module docstring):
+    the validation split's, or the test trials' under ``eval.validation_on_test``.
+
+    Raises:
+      ConfigError: there is no validation split and ``eval.validation_on_test`` is False.
+    """
+    key = missing_split_key(config)
+    if key is None:
         return sources.make_source(config, "val"), ""
-    if d.source == "tfds" and d.tfds.val_split:
-        return sources.make_source(config, "val"), ""
+    if not config.eval.validation_on_test:
+        raise ConfigError(f"{key} is empty: no validation speakers (eval.validation_on_test)")
     return sources.make_source(config, "test"), None
 
 
@@ -73,5 +94,26 @@ class ValidationEER:
 
 
 def validation_evaluators(config, model) -> list:
-    """[ValidationEER] when ``eval.validation_every`` > 0, else []."""
-    return [ValidationEER(config, model)] if config.eval.validation_every > 0 else []
+    """[ValidationEER] when ``eval.validation_every`` > 0 and there are validation trials, else
+    []; without a validation split it prints one line: a notice that validation is off, or,
+    with ``eval.validation_on_test``, a warning that the test trials are used."""
+    if config.eval.validation_every <= 0:
+        return []
+    key = missing_split_key(config)
+    if key is not None and not config.eval.validation_on_test:
+        print(
+            f"notice: no validation EER during training: {key} is empty (no validation "
+            f"speakers). Set {key}, or eval.validation_on_test=True to monitor convergence on "
+            "a subset of the test trials.",
+            flush=True,
+        )
+        return []
+    if key is not None:
+        print(
+            f"warning: the validation EER uses up to {config.eval.validation_trials} of the "
+            f"test trials ({key} is empty, eval.validation_on_test=True): a convergence "
+            "monitor only; do not choose a checkpoint or a config with it.",
+            file=sys.stderr,
+            flush=True,
+        )
+    return [ValidationEER(config, model)]
