@@ -132,6 +132,7 @@ def test_workdir_with_another_model_is_refused_with_the_keys(shared_cache, tmp_p
     workdir = tmp_path / "run"
     configure_then_stop(make_tiny_config(shared_cache), workdir)
     assert (workdir / "config.json").exists()
+    (workdir / "checkpoints" / "2").mkdir(parents=True)  # as if step 2 had been saved
 
     other = make_tiny_config(shared_cache, **{"model.hidden": 64, "model.blocks": 3})
     with count_compiles() as compiles, pytest.raises(ConfigError) as info:
@@ -152,6 +153,36 @@ def test_workdir_with_another_model_is_refused_with_the_keys(shared_cache, tmp_p
     with pytest.raises(ConfigError, match=r"optim.learning_rate: 0.003 -> 0.001"):
         loop.train(faster, str(workdir))
     configure_then_stop(faster, workdir, allow_config_change=("optim.learning_rate",))
+
+
+def test_workdir_without_a_checkpoint_takes_a_new_config_with_a_notice(
+    shared_cache, tmp_path, capsys
+):
+    """A run that stopped before its first checkpoint left only its config and metrics: a
+    rerun with fixed flags takes the workdir over, prints the changed keys and keeps the
+    earlier attempt's files in earlier_attempts/<n>/."""
+    workdir = tmp_path / "run"
+    configure_then_stop(make_tiny_config(shared_cache), workdir)
+    (workdir / "metrics.jsonl").write_text('{"step": 1, "loss": 9.0}\n')
+    capsys.readouterr()
+    fixed = make_tiny_config(shared_cache, **{"model.hidden": 48, "optim.learning_rate": 1e-3})
+    configure_then_stop(fixed, workdir)
+    (notice,) = [ln for ln in capsys.readouterr().out.splitlines() if "notice" in ln]
+    earlier = workdir / "earlier_attempts" / "1"
+    assert notice.startswith(f"notice: --workdir {workdir} holds no checkpoint")
+    assert "model.hidden: 32 -> 48" in notice and "optim.learning_rate: 0.003 -> 0.001" in notice
+    assert notice.endswith(str(earlier))
+    assert json.loads((workdir / "config.json").read_text())["model"]["hidden"] == 48
+    assert json.loads((earlier / "config.json").read_text())["model"]["hidden"] == 32
+    assert (earlier / "metrics.jsonl").read_text() == '{"step": 1, "loss": 9.0}\n'
+    assert not (workdir / "metrics.jsonl").exists()
+    # Another change: the next folder; the same config again: nothing moved, no notice.
+    configure_then_stop(make_tiny_config(shared_cache), workdir)
+    assert (workdir / "earlier_attempts" / "2" / "config.json").exists()
+    capsys.readouterr()
+    configure_then_stop(make_tiny_config(shared_cache), workdir)
+    assert "notice" not in capsys.readouterr().out
+    assert sorted(os.listdir(workdir / "earlier_attempts")) == ["1", "2"]
 
 
 def test_model_change_cannot_be_allowed_once_checkpoints_exist(shared_cache, tmp_path):
@@ -326,16 +357,17 @@ def test_cli_unknown_key_in_config_file_and_incompatible_workdir(shared_cache, t
     assert "unknown config key(s): model.hiden" in proc.stderr
     assert str(config_file) in proc.stderr
 
-    # A workdir whose saved config has another model shape.
+    # A workdir whose saved config and checkpoint have another model shape.
     workdir = tmp_path / "b"
-    workdir.mkdir()
+    (workdir / "checkpoints" / "2").mkdir(parents=True)
     saved = make_tiny_config(shared_cache, **{"model.hidden": 48}).to_dict()
     (workdir / "config.json").write_text(json.dumps(saved))
     proc = _train_cli([*flags, f"--workdir={workdir}"])
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "holds a run with a different config" in proc.stderr
     assert "model.hidden: 48 -> 32" in proc.stderr
-    assert not os.path.exists(workdir / "checkpoints")  # stopped before any work
+    assert os.listdir(workdir / "checkpoints") == ["2"]  # stopped before any work
+    assert not (workdir / "metrics.jsonl").exists()
 
 
 def test_rematerialisation_may_change_on_resume():

@@ -3,7 +3,10 @@
 Resumable: rerunning with the same workdir restores the newest checkpoint that restores
 (params, optimizer, step, RNG, data-iterator state; a damaged newer one is moved aside,
 :mod:`csc_jax.training.checkpointing`) and continues; on CPU the result is bitwise equal to
-an uninterrupted run (tests/test_resilience.py).
+an uninterrupted run (tests/test_resilience.py). A workdir's saved config.json must match the
+run's watched keys (``csc_jax.config.incompatible_keys``), except in a workdir without a
+checkpoint: there the new config replaces it, with a notice, and the earlier attempt's files
+are moved to ``earlier_attempts/<n>/``.
 
 Evaluators are handed in (the loop never imports csc_jax.evaluation): each has a ``name``,
 an ``every`` (steps) and is called as ``evaluator(step, params) -> {metric: float}`` on
@@ -62,17 +65,39 @@ class Evaluator(Protocol):
     def __call__(self, step: int, params: Any) -> dict[str, float]: ...
 
 
+# Where a workdir's earlier attempt goes when it stopped before its first checkpoint and a
+# run with another config takes the workdir over: <workdir>/earlier_attempts/<n>/.
+EARLIER_ATTEMPTS = "earlier_attempts"
+_ATTEMPT_FILES = ("config.json", "run_info.json", "metrics.jsonl", "tensorboard")
+
+
 def _save_or_check_config(config, workdir: str, allow: tuple[str, ...], has_checkpoints) -> None:
-    """Refuse a workdir whose saved config differs on watched keys; then (re)write config.json."""
+    """Refuse a workdir whose saved config differs on watched keys; then (re)write config.json.
+
+    A workdir without a checkpoint has nothing to resume (its run failed or stopped before the
+    first save): a new config takes it over, and the earlier attempt's files are moved to
+    ``<workdir>/earlier_attempts/<n>/`` with a printed notice naming the changed keys.
+    """
     path = os.path.join(workdir, "config.json")
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                saved = json.load(f)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot read saved config {path}: {e}") from e
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except FileNotFoundError:  # a new workdir (or another process moved it aside just now)
+        saved = None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read saved config {path}: {e}") from e
+    if saved is not None:
         diffs = config_lib.incompatible_keys(saved, config, allow)
-        if diffs:
+        if diffs and not has_checkpoints():
+            if jax.process_index() == 0:
+                moved = _move_earlier_attempt(workdir)
+                print(
+                    f"notice: --workdir {workdir} holds no checkpoint, so this run replaces "
+                    f"its earlier config ({'; '.join(diffs)}); the earlier attempt's files are "
+                    f"in {moved}",
+                    flush=True,
+                )
+        elif diffs:
             raise ConfigError(
                 f"--workdir {workdir} holds a run with a different config ({path}): "
                 + "; ".join(diffs)
@@ -88,6 +113,21 @@ def _save_or_check_config(config, workdir: str, allow: tuple[str, ...], has_chec
             )
     if jax.process_index() == 0:
         atomic_write_json(path, config.to_dict())
+
+
+def _move_earlier_attempt(workdir: str) -> str:
+    """Move the files of a workdir's checkpoint-less earlier attempt to a new
+    ``earlier_attempts/<n>`` folder; returns that folder."""
+    root = os.path.join(workdir, EARLIER_ATTEMPTS)
+    n = 1
+    while os.path.exists(os.path.join(root, str(n))):
+        n += 1
+    dest = os.path.join(root, str(n))
+    os.makedirs(dest)
+    for name in _ATTEMPT_FILES:
+        if os.path.exists(os.path.join(workdir, name)):
+            os.replace(os.path.join(workdir, name), os.path.join(dest, name))
+    return dest
 
 
 def _write_run_info(workdir: str) -> None:
