@@ -22,7 +22,7 @@ allocator.ensure()  # before JAX starts: re-executes once with the allocator set
 import os  # noqa: E402
 
 from csc_jax import errors  # noqa: E402
-from csc_jax.config import check_override_flags  # noqa: E402
+from csc_jax.config import check_override_flags, config_file_flag  # noqa: E402
 from csc_jax.io_utils import check_output_path  # noqa: E402
 
 _DEBUG = errors.debug_requested(sys.argv)
@@ -41,12 +41,17 @@ def _check_experiment_overrides(argv: list[str]) -> None:
 
 if errors.run_main(lambda: _check_experiment_overrides(sys.argv), debug=_DEBUG):
     sys.exit(errors.EXIT_INVALID_INPUT)
+# A --config file that is not there: one line now (ml_collections would defer it to a
+# garbled message once the config is read).
+errors.value_or_exit(lambda: config_file_flag(sys.argv), debug=_DEBUG)
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "configs/benchmark.py", "Benchmark preset (configs/benchmark.py)."
+    "config",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "benchmark.py"),
+    "Benchmark preset (configs/benchmark.py).",
 )
 _MODE = flags.DEFINE_string(
     "mode",
@@ -140,4 +145,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=errors.absl_flags_parser)

@@ -118,6 +118,45 @@ def exit_status_of(exc: BaseException) -> int | None:
     return None
 
 
+def value_or_exit(main: Callable[[], object], *, debug: bool = False):
+    """``main()``'s value; an expected error prints its one line and exits with its status
+    (the checks an entry point makes before it defines its flags)."""
+    result = []
+    status = run_main(lambda: result.append(main()), debug=debug)
+    if status:
+        sys.exit(status)
+    return result[0]
+
+
+def refuse_positional_arguments(argv: list[str]) -> None:
+    """ConfigError naming what absl left over (``python train.py configs/x.py`` must not
+    silently run the default config)."""
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])} (flags are --name=value)")
+
+
+_HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
+
+
+def absl_flags_parser(argv: list[str]) -> list[str]:
+    """``absl.app.run``'s ``flags_parser``: a bad flag (unknown, or a value of the wrong type)
+    is one ``error:`` line and exit status 2, not absl's FATAL message and status 1; help
+    (``--help``, ``-h``, ``--helpfull``, ...) exits with status 0, not absl's 1."""
+    from absl import flags
+
+    argv = ["--help" if a == "-h" else a for a in argv]
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_INVALID_INPUT)
+    except SystemExit as e:
+        names = {a.lstrip("-").split("=", 1)[0] for a in argv[1:] if a.startswith("-")}
+        if e.code == 1 and names & set(_HELP_FLAGS):
+            sys.exit(0)
+        raise
+
+
 def run_main(main: Callable[[], int | None], *, debug: bool = False) -> int:
     """Run ``main()``; turn an expected error into one ``error:`` line and its exit status.
 

@@ -10,13 +10,19 @@ from csc_jax.config.schema import (
     validate_config,
 )
 from csc_jax.config.tools import (
+    ConfigFlags,
+    apply_overrides,
     check_override_flags,
+    config_file_flag,
+    config_for_run,
+    config_from_flags,
     flat_with_defaults,
     incompatible_keys,
     load_config_file,
     model_key_changes,
     read_saved_config,
     set_dotted,
+    split_config_flags,
 )
 from csc_jax.errors import ConfigError
 
@@ -24,8 +30,13 @@ __all__ = [
     "MODEL_KEYS",
     "RUN_KEYS",
     "ConfigError",
+    "ConfigFlags",
+    "apply_overrides",
     "base_config",
     "check_override_flags",
+    "config_file_flag",
+    "config_for_run",
+    "config_from_flags",
     "flat_with_defaults",
     "flatten",
     "incompatible_keys",
@@ -35,5 +46,6 @@ __all__ = [
     "samples",
     "segment_samples",
     "set_dotted",
+    "split_config_flags",
     "validate_config",
 ]
