@@ -8,8 +8,12 @@
   or raises naming the file (unreadable, empty, NaN/Inf samples): the data sources' index check.
 * :func:`decode` (a frame range, mono, finite), :func:`to_mono`, :func:`check_finite`,
   :func:`resample` and :func:`resampled_length`: the building blocks every reader shares.
-* :func:`write_wav` writes ``(T,)`` float audio as 16-bit PCM wav, atomically
-  (:mod:`csc_jax.io_utils`), refusing to replace an existing file unless ``overwrite=True``.
+* :func:`check_not_silent`: silent or near-silent audio (RMS below ``SILENCE_DBFS``) is an
+  error naming the file: there is no speaker in it to embed or extract.
+* :func:`write_audio` writes ``(T,)`` float audio in the format of the file's extension
+  (:func:`output_format`: 16-bit PCM where the format has it), atomically
+  (:mod:`csc_jax.io_utils`), refusing to replace an existing file unless ``overwrite=True``;
+  :func:`write_wav` is the same for a .wav file.
 
 Numpy, soundfile and soxr only (no JAX), so command-line tools can check their inputs and
 outputs before the model is loaded. Every failure caused by a file is a
@@ -26,20 +30,25 @@ import numpy as np
 import soundfile
 import soxr
 
-from csc_jax.errors import BadAudioFileError
+from csc_jax.errors import BadAudioFileError, ConfigError
 from csc_jax.io_utils import atomic_output, check_output_path
 
 __all__ = [
+    "SILENCE_DBFS",
     "AudioFileInfo",
     "audio_length",
+    "audio_rate",
     "check_audio_file",
     "check_finite",
+    "check_not_silent",
     "decode",
     "is_system_error",
+    "output_format",
     "read_audio",
     "resample",
     "resampled_length",
     "to_mono",
+    "write_audio",
     "write_wav",
 ]
 
@@ -47,6 +56,10 @@ __all__ = [
 _CHECK_BLOCK_FRAMES = 1 << 20
 # libsndfile's SF_ERR_SYSTEM: the OS refused the read (permissions, I/O error), not the content.
 _SF_ERR_SYSTEM = 2
+# Audio whose RMS level is below this (dB relative to full scale) holds no usable speech.
+SILENCE_DBFS = -60.0
+# Extensions whose name is not their libsndfile format's.
+_FORMAT_ALIASES = {"aif": "AIFF", "oga": "OGG"}
 
 
 def resampled_length(num_frames: int, orig_rate: int, target_rate: int) -> int:
@@ -92,16 +105,19 @@ def check_finite(x: np.ndarray, name: str | os.PathLike) -> None:
         raise BadAudioFileError(name, f"contains {bad} NaN/Inf sample(s)")
 
 
-def resample(x: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+def resample(
+    x: np.ndarray, orig_rate: int, target_rate: int, length: int | None = None
+) -> np.ndarray:
     """float32 (frames,) at ``orig_rate`` -> float32 (resampled_length(frames),) with soxr (HQ).
 
     soxr may differ from the predicted length by a sample at the edges; that sample is cropped
-    or zero-padded, so the length is always the one predicted from the header.
+    or zero-padded, so the length is always the one predicted from the header, or ``length``
+    when given (e.g. a file's own length when audio read from it goes back to its rate).
     """
     orig_rate, target_rate = int(orig_rate), int(target_rate)
-    if orig_rate == target_rate:
+    expected = resampled_length(x.shape[0], orig_rate, target_rate) if length is None else length
+    if orig_rate == target_rate and x.shape[0] == expected:
         return x
-    expected = resampled_length(x.shape[0], orig_rate, target_rate)
     y = soxr.resample(x, orig_rate, target_rate).astype(np.float32, copy=False)
     if y.shape[0] > expected:
         return y[:expected]
@@ -207,6 +223,14 @@ def _require_file(path: str | os.PathLike) -> str:
     return path
 
 
+def _header(path: str | os.PathLike):
+    path = _require_file(path)
+    try:
+        return soundfile.info(path)
+    except Exception as e:  # any decoder failure is reported with the file name
+        raise BadAudioFileError(path, f"cannot read audio header ({_why(e)})") from e
+
+
 def audio_length(path: str | os.PathLike, sample_rate: int) -> int:
     """Samples that :func:`read_audio` returns for ``path`` at ``sample_rate`` (header only).
 
@@ -214,12 +238,25 @@ def audio_length(path: str | os.PathLike, sample_rate: int) -> int:
       FileNotFoundError: the file does not exist (the message names it).
       BadAudioFileError: the header cannot be read (``.path`` names the file).
     """
-    path = _require_file(path)
-    try:
-        info = soundfile.info(path)
-    except Exception as e:  # any decoder failure is reported with the file name
-        raise BadAudioFileError(path, f"cannot read audio header ({_why(e)})") from e
+    info = _header(path)
     return resampled_length(int(info.frames), int(info.samplerate), int(sample_rate))
+
+
+def audio_rate(path: str | os.PathLike) -> int:
+    """The sample rate (Hz) of the file ``path`` (header only; errors as :func:`audio_length`)."""
+    return int(_header(path).samplerate)
+
+
+def check_not_silent(x: np.ndarray, name: str | os.PathLike) -> None:
+    """Raise BadAudioFileError naming ``name`` if ``x`` is silent or near-silent: its RMS level
+    is below ``SILENCE_DBFS`` (-60 dBFS), e.g. all zeros or a muted recording."""
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    if rms < 10.0 ** (SILENCE_DBFS / 20.0):
+        level = "all zeros" if rms == 0.0 else f"RMS {20.0 * np.log10(rms):.1f} dBFS"
+        raise BadAudioFileError(
+            name,
+            f"silent or near-silent audio ({level}, below {SILENCE_DBFS:g} dBFS): no speech to use",
+        )
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
@@ -250,23 +287,45 @@ def read_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(mono)
 
 
-def write_wav(
-    path: str | os.PathLike, waveform: np.ndarray, sample_rate: int, *, overwrite: bool = False
-) -> str:
-    """Write ``(T,)`` float audio as a mono 16-bit PCM wav at ``sample_rate``.
-
-    A waveform whose peak exceeds 1 would clip in 16 bits; it is scaled down to a 0.99 peak
-    instead (with a warning), since model outputs have no guaranteed level.
+def output_format(path: str | os.PathLike) -> tuple[str, str]:
+    """(libsndfile format, subtype) that :func:`write_audio` uses for ``path``'s extension:
+    16-bit PCM where the format has it (wav, flac, aiff, ...), else its default (ogg: Vorbis).
 
     Raises:
+      ConfigError: an extension that names no audio format libsndfile can write.
+    """
+    ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+    fmt = _FORMAT_ALIASES.get(ext, ext.upper())
+    if not ext or fmt not in soundfile.available_formats() or fmt == "RAW":
+        known = ", ".join(f".{f.lower()}" for f in ("WAV", "FLAC", "OGG", "AIFF"))
+        raise ConfigError(
+            f"{os.fspath(path)}: unknown audio file extension {'.' + ext if ext else '(none)'!r}; "
+            f"the extension picks the format, e.g. {known}"
+        )
+    subtype = "PCM_16" if soundfile.check_format(fmt, "PCM_16") else soundfile.default_subtype(fmt)
+    return fmt, subtype
+
+
+def write_audio(
+    path: str | os.PathLike, waveform: np.ndarray, sample_rate: int, *, overwrite: bool = False
+) -> str:
+    """Write ``(T,)`` float audio, mono, in the format of ``path``'s extension
+    (:func:`output_format`).
+
+    A waveform whose peak exceeds 1 would clip; it is scaled down to a 0.99 peak instead (with
+    a warning), since model outputs have no guaranteed level.
+
+    Raises:
+      ConfigError: an unknown extension.
       OutputExistsError: ``path`` exists and ``overwrite`` is False.
       ValueError: not 1-D, empty, or non-finite.
     """
+    fmt, subtype = output_format(path)
     x = np.asarray(waveform, np.float32)
     if x.ndim != 1 or x.shape[0] == 0:
-        raise ValueError(f"write_wav({os.fspath(path)}): expected (T,) audio, got {x.shape}")
+        raise ValueError(f"write_audio({os.fspath(path)}): expected (T,) audio, got {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError(f"write_wav({os.fspath(path)}): waveform contains NaN/Inf")
+        raise ValueError(f"write_audio({os.fspath(path)}): waveform contains NaN/Inf")
     peak = float(np.max(np.abs(x)))
     if peak > 1.0:
         warnings.warn(
@@ -275,8 +334,18 @@ def write_wav(
             stacklevel=2,
         )
         x = x * np.float32(0.99 / peak)
-    pcm = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
+    if subtype == "PCM_16":  # rounded here, as 32768 * x, so a read back is exact
+        x = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
     check_output_path(path, overwrite)  # also with overwrite: a folder or a missing parent
     with atomic_output(path, overwrite) as tmp:
-        soundfile.write(tmp, pcm, int(sample_rate), subtype="PCM_16", format="WAV")
+        soundfile.write(tmp, x, int(sample_rate), subtype=subtype, format=fmt)
     return os.fspath(path)
+
+
+def write_wav(
+    path: str | os.PathLike, waveform: np.ndarray, sample_rate: int, *, overwrite: bool = False
+) -> str:
+    """:func:`write_audio` to a .wav path: a mono 16-bit PCM wav at ``sample_rate``."""
+    if output_format(path)[0] != "WAV":
+        raise ValueError(f"write_wav({os.fspath(path)}): not a .wav path")
+    return write_audio(path, waveform, sample_rate, overwrite=overwrite)

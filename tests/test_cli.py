@@ -13,7 +13,7 @@ import soundfile
 import soxr
 from conftest import make_tiny_config
 
-from csc_jax import errors, inference, metrics
+from csc_jax import audio_io, errors, inference, metrics
 from csc_jax.data import synthetic
 from csc_jax.data import trials as trials_lib
 from csc_jax.inference.cli import cli_main
@@ -103,7 +103,9 @@ def test_score_writes_lines_and_prints_eer(setup, model, tmp_path, capsys):
     assert not (tmp_path / "s2.txt").exists()
 
 
-def test_extract_writes_16_bit_wav_at_the_model_rate(setup, tmp_path, capsys):
+def test_extract_writes_the_mixture_rate_in_the_format_of_the_extension(
+    setup, model, tmp_path, capsys
+):
     workdir, root, corpus = setup
     s, i = corpus.waveforms[0], corpus.waveforms[4]
     n = min(len(s), len(i))
@@ -116,14 +118,69 @@ def test_extract_writes_16_bit_wav_at_the_model_rate(setup, tmp_path, capsys):
     rc, stdout, err = run(capsys, *argv, "--out", out)
     assert rc == 0, err
     info = soundfile.info(out)
-    assert (info.samplerate, info.channels, info.subtype) == (SR, 1, "PCM_16")
-    assert info.frames == round(len(mix16) * SR / 16000)
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    assert info.frames == len(mix16)  # the mixture's rate and length
     y, _ = soundfile.read(out, dtype="float32")
-    assert np.isfinite(y).all() and np.max(np.abs(y)) > 0
+    # The model's 8 kHz estimate resampled to 16 kHz (and rescaled: the 16-bit rounding).
+    y8 = model.extract(str(mixture), enrollment)
+    expected = audio_io.resample(y8, SR, 16000, length=len(mix16))
+    np.testing.assert_allclose(y, expected, atol=2 / 32768)
+    assert "16000 Hz, WAV PCM_16" in stdout
     rc, _, err = run(capsys, *argv, "--out", out)
     assert rc == 2 and "target.wav" in err and "--overwrite" in err
     rc, _, err = run(capsys, *argv, "--out", out, "--overwrite")
     assert rc == 0, err
+
+    # --rate chooses the rate; the extension chooses the format.
+    rc, _, err = run(capsys, *argv, "--out", tmp_path / "t8.flac", "--rate", SR)
+    assert rc == 0, err
+    info = soundfile.info(tmp_path / "t8.flac")
+    assert (info.format, info.samplerate, info.frames) == ("FLAC", SR, round(len(mix16) / 2))
+    rc, _, err = run(capsys, *argv, "--out", tmp_path / "t.ogg")
+    assert rc == 0, err
+    info = soundfile.info(tmp_path / "t.ogg")
+    assert (info.format, info.subtype, info.samplerate) == ("OGG", "VORBIS", 16000)
+    for bad in ("t.xyz", "t"):
+        rc, _, err = run(capsys, *argv, "--out", tmp_path / bad)
+        assert rc == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+        assert str(tmp_path / bad) in err and "unknown audio file extension" in err, err
+        assert not (tmp_path / bad).exists()
+
+
+def test_embed_writes_npy_rows_in_input_order_and_refuses_other_extensions(
+    setup, model, tmp_path, capsys
+):
+    workdir, root, corpus = setup
+    files = [os.path.join(root, k) for k in corpus.keys[:3]]
+    out = tmp_path / "emb.npy"
+    rc, stdout, err = run(capsys, "embed", "--workdir", workdir, "--out", out, *files)
+    assert rc == 0, err
+    got = np.load(out)
+    assert got.dtype == np.float32 and got.shape == (3, model.embedding_dim)
+    np.testing.assert_allclose(got, model.embed(files), atol=1e-5)
+    assert "(N, D) array" in stdout
+    rc, _, err = run(capsys, "embed", "--workdir", workdir, "--out", tmp_path / "e.txt", *files)
+    assert rc == 2 and "'.txt'" in err and ".npy" in err and ".npz" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "e.txt").exists()
+
+
+def test_silent_audio_is_an_error_naming_the_file(setup, tmp_path, capsys):
+    workdir, root, corpus = setup
+    good = os.path.join(root, corpus.keys[0])
+    zeros, hush = tmp_path / "zeros.wav", tmp_path / "hush.wav"
+    soundfile.write(zeros, np.zeros(SR, np.int16), SR)
+    rng = np.random.default_rng(0)
+    soundfile.write(hush, (10 ** (-70 / 20) * rng.standard_normal(SR)).astype(np.float32), SR)
+    for silent, level in ((zeros, "all zeros"), (hush, "RMS -70")):
+        rc, _, err = run(
+            capsys, "embed", "--workdir", workdir, "--out", tmp_path / "e.npy", good, silent
+        )
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err
+        assert str(silent) in err and "silent" in err and level in err, err
+    argv = ["extract", "--workdir", workdir, "--mixture", good, "--enrollment", zeros]
+    rc, _, err = run(capsys, *argv, "--out", tmp_path / "t.wav")
+    assert rc == 2 and str(zeros) in err and "silent" in err, err
+    assert not (tmp_path / "e.npy").exists() and not (tmp_path / "t.wav").exists()
 
 
 def test_bad_inputs_give_errors_naming_the_file(setup, tmp_path, capsys):

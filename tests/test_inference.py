@@ -311,6 +311,11 @@ def test_short_or_bad_inputs_raise_errors_naming_them(model, tmp_path):
         model.embed([np.full(SR, np.nan, np.float32)])
     with pytest.raises(ValueError, match=r"waveform #0.*int16"):
         model.embed([np.ones(SR, np.int16)])
+    # Silence has no speaker: an error naming the input, for embedding and extraction alike.
+    with pytest.raises(errors.DataError, match=r"waveform #1: silent .*all zeros"):
+        model.embed([np.full(SR, 0.1, np.float32), np.zeros(SR, np.float32)])
+    with pytest.raises(errors.DataError, match=r"waveform #0: silent .*RMS -80.0 dBFS"):
+        model.extract(np.full(SR, 1e-4, np.float32), np.full(SR, 0.1, np.float32))
 
 
 # ----------------------------------------------------------------------------- scoring

@@ -2,11 +2,14 @@
 
 ::
 
-    python eval.py embed   --workdir W --out emb.npz FILE... | --list files.txt
+    python eval.py embed   --workdir W --out emb.npy FILE... | --list files.txt
     python eval.py score   --workdir W --trials trials.txt --audio_root DIR --out scores.txt
     python eval.py extract --workdir W --mixture mix.wav --enrollment enr.wav --out target.wav
 
-Inputs and the output path are checked before the model is loaded (JAX is imported only
+Outputs are what their names say: ``embed`` writes an (N, D) array to a .npy file or one
+array per path to a .npz file; ``extract`` writes the format of the --out extension (wav,
+flac, ogg, ...) at the mixture's sample rate (--rate to choose another). Inputs and the output
+path (its extension included) are checked before the model is loaded (JAX is imported only
 then). Outputs are written atomically (``csc_jax.io_utils``) and an existing ``--out`` is
 refused unless ``--overwrite``. Expected errors (a missing or corrupt input, a bad trial list,
 an existing output, a missing or damaged checkpoint) print one ``error: ...`` line and exit
@@ -59,7 +62,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         sp.add_argument("--batch_size", type=_positive_int, default=16)
         sp.add_argument("--no_progress", action="store_true", help="no bar (default: >64 files)")
 
-    e = sub.add_parser("embed", help="speaker embeddings of audio files -> .npz (path -> (D,))")
+    e = sub.add_parser(
+        "embed", help="speaker embeddings of audio files -> .npy (N, D) or .npz (path -> (D,))"
+    )
     common(e)
     e.add_argument("files", nargs="*", help="audio files (wav/flac/..., any rate/channels)")
     e.add_argument("--list", help="text file with one audio path per line")
@@ -71,10 +76,20 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     s.add_argument("--audio_root", required=True, help="folder the trial keys are relative to")
     batching(s)
 
-    x = sub.add_parser("extract", help="extract the enrolled speaker from a mixture -> 16-bit wav")
+    x = sub.add_parser(
+        "extract",
+        help="extract the enrolled speaker from a mixture -> audio file (format: --out's "
+        "extension; rate: the mixture's)",
+    )
     common(x)
     x.add_argument("--mixture", required=True, help="audio with the target and interference")
     x.add_argument("--enrollment", required=True, help="clean audio of the target speaker")
+    x.add_argument(
+        "--rate",
+        type=_positive_int,
+        default=None,
+        help="output sample rate in Hz (default: the mixture's)",
+    )
     return p
 
 
@@ -104,11 +119,20 @@ def _load(args):
     return load(args.workdir, args.step)
 
 
+EMBEDDING_FORMATS = (".npy", ".npz")
+
+
 def _cmd_embed(args) -> None:
     files = list(args.files) + (_read_list(args.list) if args.list else [])
     if not files:
         raise ConfigError("embed: give audio files or --list FILE")
     files = list(dict.fromkeys(files))  # one entry per path, first-seen order
+    ext = os.path.splitext(args.out)[1].lower()
+    if ext not in EMBEDDING_FORMATS:
+        raise ConfigError(
+            f"--out {args.out}: unknown embedding file extension {ext or '(none)'!r}; use .npy "
+            "(an (N, D) array, rows in input order) or .npz (one (D,) array per input path)"
+        )
     _require_inputs(files)
     io_utils.check_output_path(args.out, args.overwrite)
     model = _load(args)
@@ -116,9 +140,15 @@ def _cmd_embed(args) -> None:
         files, batch_size=args.batch_size, progress=False if args.no_progress else None
     )
     with io_utils.atomic_output(args.out, args.overwrite) as tmp:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append '.npz' to a name
-            np.savez(f, **dict(zip(files, emb, strict=True)))
-    print(f"wrote {len(files)} embeddings (D={emb.shape[1]}, step {model.step}) to {args.out}")
+        with open(tmp, "wb") as f:  # a file object: numpy would append the extension to a name
+            if ext == ".npy":
+                np.save(f, emb)
+            else:
+                np.savez(f, **dict(zip(files, emb, strict=True)))
+    print(
+        f"wrote {len(files)} embeddings ({'(N, D) array' if ext == '.npy' else 'path -> (D,)'}, "
+        f"D={emb.shape[1]}, step {model.step}) to {args.out}"
+    )
 
 
 def _cmd_score(args) -> None:
@@ -147,13 +177,24 @@ def _cmd_score(args) -> None:
 
 def _cmd_extract(args) -> None:
     _require_inputs([args.mixture, args.enrollment])
+    fmt, subtype = audio_io.output_format(args.out)
     io_utils.check_output_path(args.out, args.overwrite)
+    mixture_rate = audio_io.audio_rate(args.mixture)
+    rate = args.rate or mixture_rate
+    if rate < 1000:
+        raise ConfigError(f"--rate {rate}: an audio sample rate is at least 1000 Hz")
+    # The mixture's own length at its rate (another --rate: what resampling it would give).
+    length = audio_io.audio_length(args.mixture, rate)
     model = _load(args)
-    y = model.extract(args.mixture, args.enrollment)
-    # write_wav is atomic and refuses an existing file itself; the check above already named
+    y = model.extract(args.mixture, args.enrollment)  # at the model rate
+    y = audio_io.resample(y, model.sample_rate, rate, length=length)
+    # write_audio is atomic and refuses an existing file itself; the check above already named
     # an existing --out before the model was loaded.
-    audio_io.write_wav(args.out, y, model.sample_rate, overwrite=args.overwrite)
-    print(f"wrote {args.out} ({y.shape[0]} samples, {model.sample_rate} Hz, 16-bit)")
+    audio_io.write_audio(args.out, y, rate, overwrite=args.overwrite)
+    print(
+        f"wrote {args.out} ({y.shape[0]} samples, {rate} Hz, {fmt} {subtype}; model rate "
+        f"{model.sample_rate} Hz)"
+    )
 
 
 _COMMANDS = {"embed": _cmd_embed, "score": _cmd_score, "extract": _cmd_extract}

@@ -2,7 +2,8 @@
 
 Inputs are paths (any wav/flac/ogg, any rate, any channel count: averaged to mono and
 resampled to the model rate, see ``csc_jax.audio_io``) or 1-D float arrays already at the
-model rate.
+model rate. Silent or near-silent inputs (RMS below -60 dBFS, ``audio_io.check_not_silent``)
+raise a DataError naming them: there is no speaker in them.
 
 Length bucketing (a bounded number of compilations). Every input is cut into *pieces* of at
 most ``max_seconds``: an input of T samples longer than that is split into
@@ -169,6 +170,7 @@ class SpeakerModel:
             raise BadAudioFileError(
                 self._name(item, i), f"decoded {x.shape[0]} samples, expected {length}"
             )
+        audio_io.check_not_silent(x, self._name(item, i))
         return x
 
     def _pieces(self, item: int, length: int) -> list[_Piece]:
