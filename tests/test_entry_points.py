@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from _train_worker import REPO, subprocess_env
@@ -183,3 +184,30 @@ def test_config_for_run_applies_config_and_overrides_on_top(folder_run, tmp_path
         config_for_run(str(workdir), flags("--config", str(other), "--config.model.hidden=128"))
     with pytest.raises(ConfigError, match=rf"{tmp_path / 'empty'}.*config.json not found"):
         config_for_run(str(tmp_path / "empty"), flags())
+
+
+@pytest.mark.slow
+def test_smoke_config_trains_and_evaluates_within_two_minutes(tmp_path):
+    """The command configs/smoke.py documents, end to end, at XLA's full optimisation (as a
+    user runs it), corpus generation included (a fresh cache)."""
+    workdir = tmp_path / "smoke"
+    cmd = [sys.executable, "train.py", "--config", "configs/smoke.py", f"--workdir={workdir}"]
+    cmd.append(f"--config.data.cache_dir={tmp_path / 'cache'}")
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env=subprocess_env(fast_compile=False),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    seconds = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    print(f"configs/smoke.py: {seconds:.1f} s")
+    rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    assert [r["step"] for r in rows if "val/eer_clean" in r] == [0, 50, 100, 150]
+    assert os.listdir(workdir / "checkpoints") and (workdir / "eval" / "results.md").exists()
+    results = json.loads((workdir / "eval" / "results.json").read_text())
+    assert sorted(results["results"]["csc"]) == ["SIR 0 dB", "SNR 5 dB", "clean"]
+    assert "eval: " in proc.stdout and "Traceback" not in proc.stderr
