@@ -62,6 +62,15 @@ _PARALLEL = flags.DEFINE_list("parallel", None, "Parallel modes: sharding,pmap."
 _DTYPE = flags.DEFINE_list("dtype", None, "Compute dtypes: float32,bfloat16.")
 _BATCH = flags.DEFINE_list("batch_sizes", None, "Global batch sizes B of the train step.")
 _SEGMENT = flags.DEFINE_list("segment_seconds", None, "Crop lengths (s) of the train step.")
+_FRONTENDS = flags.DEFINE_list(
+    "frontends",
+    None,
+    "model.frontend values of the train step, measured side by side: waveform,stft "
+    "(default: the experiment config's).",
+)
+_ROUNDS_TRAIN = flags.DEFINE_integer(
+    "rounds", None, "Alternating rounds of the train-step sweep (over --frontends)."
+)
 _STEPS = flags.DEFINE_integer("steps", None, "Timed steps per measurement.")
 _WARMUP = flags.DEFINE_integer("warmup", None, "Untimed steps after compilation.")
 _BACKBONE = flags.DEFINE_list("backbone", None, "Backbone shapes to measure: paper,demo.")
@@ -119,6 +128,8 @@ def _benchmark(argv) -> None:
         dtypes=_DTYPE.value,
         batch_sizes=_BATCH.value,
         segment_seconds=_SEGMENT.value,
+        frontends=_FRONTENDS.value,
+        rounds=_ROUNDS_TRAIN.value,
         steps=_STEPS.value,
         warmup=_WARMUP.value,
         backbone=_BACKBONE.value,

@@ -26,6 +26,10 @@ def make_tiny_config(cache_dir, **overrides):
     from csc_jax.config import base_config, set_dotted
 
     c = base_config()
+    # The waveform front end at 8 kHz whatever the schema's defaults: most tests were written
+    # for it; tests/test_stft.py's stft_config() switches to the time-frequency front end.
+    c.model.frontend = "waveform"
+    c.data.sample_rate = 8000
     c.data.cache_dir = str(cache_dir)
     c.data.segment_seconds = 0.1
     c.data.batch_size = 4

@@ -65,6 +65,10 @@ REAL_OPS = [
     (_FWD + "bottom_up/encoder/Dense_0/dot_general", ("flax/linen/linear.py",), "framing"),
     (_FWD + "bottom_up/encoder/concatenate", ("csc_jax/models/encoder.py",), "framing"),
     (_BWD + "separate/decoder/jit(_pad)/pad", ("csc_jax/models/encoder.py",), "framing"),
+    # The STFT front end (model.frontend='stft'): the model's own methods, no submodule.
+    (_FWD + "bottom_up/CSCModel.analyse/jit(fft)/fft", ("csc_jax/models/stft.py",), "framing"),
+    (_FWD + "bottom_up/CSCModel.analyse/log", ("csc_jax/models/stft.py",), "framing"),
+    (_BWD + "separate/CSCModel.synthesise/mul", ("csc_jax/models/stft.py",), "framing"),
     (_BWD + "global_vector/attention/key/dot_general", ("flax/linen/linear.py",), "attention"),
     (
         _BWD + "global_vector/attention/frames_norm/mul",

@@ -7,6 +7,7 @@ import numpy as np
 
 from csc_jax.benchmarking import report as rep
 from csc_jax.benchmarking.profile import FAMILIES
+from csc_jax.benchmarking.train_step import frontend_ratios
 
 ENV = {
     "device_kind": "cpu", "num_devices": 1, "backend": "cpu", "cpu": "Test CPU", "cores": 4,
@@ -172,3 +173,30 @@ def test_summary_line():
     assert rep.summary_line(result) == (
         "median 2.0 ms/step (min 1.0, max 4.0), 40.0 audio s/s, compile 3.2 s"
     )
+
+
+def test_frontend_ratios_pair_the_two_front_ends_of_the_same_round_and_settings():
+    def step(frontend, round_, rate, batch=8):
+        return {
+            "kind": "train",
+            "frontend": frontend,
+            "round": round_,
+            "parallel": "sharding",
+            "dtype": "float32",
+            "batch_size": batch,
+            "num_conditions": 3,
+            "segment_seconds": 1.0,
+            "throughput": {"audio_s_per_s": rate},
+        }
+
+    steps = [
+        step("waveform", 0, 25.0),
+        step("stft", 0, 130.0),
+        step("waveform", 1, 20.0),
+        step("stft", 1, 120.0),
+        step("stft", 1, 99.0, batch=4),  # no waveform partner: no pair
+    ]
+    pairs = frontend_ratios(steps)
+    assert [(p["round"], p["ratio"]) for p in pairs] == [(0, 5.2), (1, 6.0)]
+    text = "\n".join(rep._frontend_ratios(steps))
+    assert "5.20x" in text and "6.00x" in text and "stft / waveform" in text

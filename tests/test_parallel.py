@@ -23,6 +23,13 @@ pytestmark = pytest.mark.slow
 
 STEPS = 3
 DEVICES = 4
+# The time-frequency front end at 16 kHz (tests/test_stft.py's config).
+STFT = {
+    "model.frontend": "stft",
+    "data.sample_rate": 16000,
+    "model.stft_window": 320,
+    "model.stft_hop": 160,
+}
 
 
 def _load(prefix: str, name: str) -> dict:
@@ -44,6 +51,9 @@ def four_devices(tmp_path_factory, shared_cache):
         {"kind": "train", "name": "single", "overrides": steps, "num_devices": 1},
         {"kind": "train", "name": "sharding", "overrides": steps},
         {"kind": "train", "name": "pmap", "overrides": dict(steps, parallel="pmap")},
+        {"kind": "train", "name": "single_stft", "overrides": {**steps, **STFT}, "num_devices": 1},
+        {"kind": "train", "name": "sharding_stft", "overrides": {**steps, **STFT}},
+        {"kind": "train", "name": "pmap_stft", "overrides": {**steps, **STFT, "parallel": "pmap"}},
         {"kind": "restore", "name": "sharding_on_1", "from": "sharding", "num_devices": 1},
         {"kind": "restore", "name": "sharding_on_2", "from": "sharding", "num_devices": 2},
         {"kind": "restore", "name": "pmap_on_2", "from": "pmap", "num_devices": 2},
@@ -65,21 +75,23 @@ def four_devices(tmp_path_factory, shared_cache):
     return root, results
 
 
-def test_sharding_and_pmap_on_4_devices_match_one_device(four_devices, tiny_config):
+@pytest.mark.parametrize("suffix", ["", "_stft"], ids=["waveform", "stft"])
+def test_sharding_and_pmap_on_4_devices_match_one_device(four_devices, tiny_config, suffix):
     root, results = four_devices
-    assert results["single"]["num_devices"] == 1
-    assert results["sharding"]["num_devices"] == results["pmap"]["num_devices"] == DEVICES
-    single = _load(root / "res", "single")
+    single_name, modes = "single" + suffix, ("sharding" + suffix, "pmap" + suffix)
+    assert results[single_name]["num_devices"] == 1
+    assert all(results[m]["num_devices"] == DEVICES for m in modes)
+    single = _load(root / "res", single_name)
     lr = tiny_config.optim.learning_rate
-    for mode in ("sharding", "pmap"):
+    for mode in modes:
         assert results[mode]["step"] == STEPS
         assert_params_match(single, _load(root / "res", mode), lr, STEPS, mode)
     # Same data and mixing: the per-step losses agree too, and training moved the loss.
-    losses = {m: [r["loss"] for r in _metrics(root / m)] for m in ("single", "sharding", "pmap")}
-    assert len(losses["single"]) == STEPS
-    np.testing.assert_allclose(losses["sharding"], losses["single"], rtol=RTOL)
-    np.testing.assert_allclose(losses["pmap"], losses["single"], rtol=RTOL)
-    assert losses["single"][-1] != losses["single"][0]
+    losses = {m: [r["loss"] for r in _metrics(root / m)] for m in (single_name, *modes)}
+    assert len(losses[single_name]) == STEPS
+    for mode in modes:
+        np.testing.assert_allclose(losses[mode], losses[single_name], rtol=RTOL)
+    assert losses[single_name][-1] != losses[single_name][0]
 
 
 def test_checkpoint_from_4_devices_restores_onto_1_and_2(four_devices):

@@ -88,9 +88,13 @@ class _Run:
         self.demo_shapes = demo
         self.csc_default: tuple[dict[str, Any], StepTimer] | None = None
 
-    def train_step(self, key: tuple[str, str, int, float], **kwargs: Any) -> Any:
+    def train_step(
+        self, key: tuple[str, str, int, float], frontend: str | None = None, **kwargs: Any
+    ) -> Any:
         p, d, b, s = key
-        cfg = config_variant(self.experiment, parallel=p, dtype=d, batch=b, seconds=s)
+        cfg = config_variant(
+            self.experiment, parallel=p, dtype=d, batch=b, seconds=s, frontend=frontend
+        )
         return bench_train_step(
             cfg, steps=self.settings.steps, warmup=self.settings.warmup, **kwargs
         )
@@ -136,20 +140,33 @@ class _Run:
     def train_sweep(self) -> None:
         settings, data = self.settings, self.experiment.data
         keep_csc = self.want_csc or bool(settings.profile_dir)
-        for p in settings.parallel:
-            for d in settings.dtypes:
-                for b in settings.batch_sizes or (int(data.batch_size),):
-                    for s in settings.segment_seconds or (float(data.segment_seconds),):
-                        self.log(f"train step: parallel={p} dtype={d} B={b} segment={s}s ...")
-                        key = (p, d, b, float(s))
-                        keep = keep_csc and key == self.default_key and self.csc_default is None
-                        r = self.train_step((p, d, b, s), keep_timer=keep)
-                        if keep:
-                            self.csc_default, r = r, r[0]
-                        self.report["results"].append(r)
-                        self.log("  " + summary_line(r))
-                        if keep:
-                            self.profile("csc_step", self.csc_default[1], _median(r))
+        own = str(self.experiment.model.frontend)
+        frontends = settings.frontends or (own,)
+        for round_ in range(settings.rounds):
+            for p in settings.parallel:
+                for d in settings.dtypes:
+                    for b in settings.batch_sizes or (int(data.batch_size),):
+                        for s in settings.segment_seconds or (float(data.segment_seconds),):
+                            for f in frontends:  # innermost: front ends side by side
+                                self.log(
+                                    f"train step (round {round_ + 1}/{settings.rounds}): "
+                                    f"frontend={f} parallel={p} dtype={d} B={b} segment={s}s ..."
+                                )
+                                key = (p, d, b, float(s))
+                                keep = (
+                                    keep_csc
+                                    and f == own
+                                    and key == self.default_key
+                                    and self.csc_default is None
+                                )
+                                r = self.train_step(key, frontend=f, keep_timer=keep)
+                                if keep:
+                                    self.csc_default, r = r, r[0]
+                                r["round"] = round_
+                                self.report["results"].append(r)
+                                self.log("  " + summary_line(r))
+                                if keep:
+                                    self.profile("csc_step", self.csc_default[1], _median(r))
 
     def pipeline(self) -> None:
         settings, data = self.settings, self.experiment.data

@@ -334,6 +334,8 @@ def op_family(op_name: str, files: Sequence[str] = ()) -> str:
                 return _LAYER_SCOPES[m]
         if modules and modules[-1] in _TCN_SCOPES:
             return "TCN residual / skip"
+        if not modules and any(p.endswith((".analyse", ".synthesise")) for p in methods):
+            return "framing / overlap-add"  # the STFT front end: framing, FFTs, overlap-add
         if not modules and any(p.endswith(".global_vector") for p in methods):
             return "attention"  # the query (mean over frames) and the frames' reshape
         return "other"

@@ -1,4 +1,10 @@
-"""The benchmark report: its JSON skeleton, the markdown tables benchmark.py prints, the file."""
+"""The benchmark report: its JSON skeleton, the markdown tables benchmark.py prints, the file.
+
+Long because it holds one small renderer per table of the report (train steps, front ends,
+pipeline, backbones, PyTorch, losses, memory, roofline, profiles): they share the number
+formats and the table helper, and splitting them by table would scatter one output format
+over several modules.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 from csc_jax.benchmarking.profile import FAMILY_NOTES
 from csc_jax.benchmarking.roofline import against_peak
 from csc_jax.benchmarking.settings import BackboneShapes, BenchSettings
+from csc_jax.benchmarking.train_step import frontend_ratios
 from csc_jax.io_utils import atomic_write_json, machine_info, markdown_table
 
 SCHEMA = 1
@@ -86,7 +93,7 @@ def _environment_line(env: dict[str, Any]) -> str:
 
 def _train_steps(steps: list[dict[str, Any]]) -> list[str]:
     header = (
-        "step", "input", "parallel", "dtype", "B", "K", "seg (s)", "compile (s)",
+        "step", "front end", "input", "parallel", "dtype", "B", "K", "seg (s)", "compile (s)",
         "median ms (min-max)", "examples/s", "audio s/s", "audio s/s/dev", "trunk audio s/s",
         "GFLOP/step", "GFLOP/s", "util.", "XLA temp",
     )  # fmt: skip
@@ -96,6 +103,7 @@ def _train_steps(steps: list[dict[str, Any]]) -> list[str]:
         rows.append(
             [
                 f"CSC {r['method']}",
+                r.get("frontend", "waveform"),
                 "pipeline" if r["kind"] == "pipeline" else "device",
                 r["parallel"],
                 r["dtype"],
@@ -458,6 +466,34 @@ def _op_families(name: str, prof: dict[str, Any], roofline: dict | None) -> list
     ]
 
 
+def _frontend_ratios(steps: list[dict[str, Any]]) -> list[str]:
+    pairs = frontend_ratios(steps)
+    if not pairs:
+        return []
+    header = ("round", "parallel", "dtype", "B", "K", "seg (s)", "waveform audio s/s",
+              "stft audio s/s", "stft / waveform")  # fmt: skip
+    rows = [
+        [
+            p["round"] + 1,
+            p["parallel"],
+            p["dtype"],
+            p["batch_size"],
+            p["num_conditions"],
+            f"{p['segment_seconds']:g}",
+            f"{p['waveform_audio_s_per_s']:.1f}",
+            f"{p['stft_audio_s_per_s']:.1f}",
+            f"{p['ratio']:.2f}x",
+        ]
+        for p in pairs
+    ]
+    return [
+        "Front ends side by side (same process, alternating):",
+        "",
+        markdown_table(header, rows),
+        "",
+    ]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """Markdown tables of a report (what benchmark.py prints)."""
     lines = [_environment_line(report["environment"]), ""]
@@ -470,6 +506,7 @@ def markdown(report: dict[str, Any]) -> str:
     steps = [r for r in results if r["kind"] in ("train", "pipeline")]
     if steps:
         lines += _train_steps(steps)
+        lines += _frontend_ratios(steps)
     if report.get("pipeline_alone"):
         lines += _pipeline_alone(report["pipeline_alone"])
     backbones = [r for r in results if r["kind"] == "backbone"]

@@ -19,6 +19,7 @@ MODES = ("roofline", "train", "pipeline", "backbone", "losses")
 # Modes that compile without running; asked for by name, not part of 'all'.
 COMPILE_ONLY_MODES = ("memory",)
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+FRONTENDS = ("waveform", "stft")  # model.frontend values (csc_jax/models/csc.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +94,10 @@ class BenchSettings:
       dtypes: compute dtypes ('float32', 'bfloat16').
       batch_sizes: global batch sizes B to sweep (empty = the experiment config's).
       segment_seconds: crop lengths to sweep (empty = the experiment config's).
+      frontends: ``model.frontend`` values to sweep (empty = the experiment config's); with
+        more than one, each train-step measurement is repeated in ``rounds`` alternating
+        rounds over them, in one process, so their ratio is measured side by side.
+      rounds: alternating rounds of the train-step sweep.
       steps: timed steps per measurement. warmup: untimed steps before them (after compile).
       pipeline_batches: batches timed by the pipeline-alone measurement.
       backbone: backbone shapes to measure.
@@ -116,6 +121,8 @@ class BenchSettings:
     dtypes: tuple[str, ...] = ("float32",)
     batch_sizes: tuple[int, ...] = ()
     segment_seconds: tuple[float, ...] = ()
+    frontends: tuple[str, ...] = ()
+    rounds: int = 1
     steps: int = 5
     warmup: int = 2
     pipeline_batches: int = 10
@@ -153,6 +160,11 @@ class BenchSettings:
             raise ConfigError(f"pipeline_batches must be >= 1, got {self.pipeline_batches}")
         if self.profile_steps < 1:
             raise ConfigError(f"profile_steps must be >= 1, got {self.profile_steps}")
+        for f in self.frontends:
+            if f not in FRONTENDS:
+                raise ConfigError(f"frontend {f!r} is not one of {FRONTENDS}")
+        if self.rounds < 1:
+            raise ConfigError(f"rounds must be >= 1, got {self.rounds}")
         if self.pytorch_rounds < 1:
             raise ConfigError(f"pytorch_rounds must be >= 1, got {self.pytorch_rounds}")
         if any(b < 1 for b in self.batch_sizes) or any(s <= 0 for s in self.segment_seconds):
@@ -204,6 +216,8 @@ def settings_from_preset(
     dtypes: Sequence[str] | None = None,
     batch_sizes: Sequence[Any] | None = None,
     segment_seconds: Sequence[Any] | None = None,
+    frontends: Sequence[str] | None = None,
+    rounds: int | None = None,
     steps: int | None = None,
     warmup: int | None = None,
     backbone: Sequence[str] | None = None,
@@ -253,6 +267,8 @@ def settings_from_preset(
         segment_seconds=_numbers(
             pick(segment_seconds, list(b.segment_seconds)), float, "segment_seconds"
         ),
+        frontends=tuple(pick(frontends, list(b.get("frontends", ())))),
+        rounds=int(pick(rounds, b.get("rounds", 1))),
         steps=int(pick(steps, b.steps)),
         warmup=int(pick(warmup, b.warmup)),
         pipeline_batches=int(b.pipeline_batches),

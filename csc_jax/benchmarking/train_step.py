@@ -45,9 +45,20 @@ from csc_jax.data import pipeline
 from csc_jax.training import setup
 
 
-def config_variant(config: Any, *, parallel: str, dtype: str, batch: int, seconds: float) -> Any:
-    """A copy of the experiment ``config`` with another parallel mode, dtype, B and crop (s)."""
+def config_variant(
+    config: Any,
+    *,
+    parallel: str,
+    dtype: str,
+    batch: int,
+    seconds: float,
+    frontend: str | None = None,
+) -> Any:
+    """A copy of the experiment ``config`` with another parallel mode, dtype, B, crop (s) and
+    (if given) ``model.frontend``."""
     c = copy.deepcopy(config)
+    if frontend is not None:
+        c.model.frontend = frontend
     c.parallel = parallel
     c.dtype = dtype
     c.data.batch_size = int(batch)
@@ -141,6 +152,7 @@ def bench_train_step(
         "kind": "pipeline" if real_pipeline else "train",
         "input": "real pipeline (next + put_batch timed)" if real_pipeline else "device-resident",
         "method": config.method,
+        "frontend": str(config.model.frontend),
         "parallel": config.parallel,
         "dtype": config.dtype,
         "num_devices": len(devices),
@@ -219,3 +231,46 @@ def bench_pipeline_alone(config: Any, *, batches: int) -> dict[str, Any]:
         "mixture_audio_s_per_s": crops_per_s / 2 * float(config.data.segment_seconds),
         "setup_s": setup_s,
     }
+
+
+def frontend_ratios(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Audio s/s of the 'stft' step over the 'waveform' step at the same settings and round.
+
+    Args:
+      steps: train-step results (each with 'frontend', 'round', 'parallel', 'dtype',
+        'batch_size', 'num_conditions', 'segment_seconds' and 'throughput').
+
+    Returns:
+      One dict per pair measured side by side: the settings, both rates and their ratio.
+    """
+    by_key: dict[tuple, dict[str, float]] = {}
+    for r in steps:
+        if r["kind"] != "train":
+            continue
+        key = (
+            r.get("round", 0),
+            r["parallel"],
+            r["dtype"],
+            r["batch_size"],
+            r["num_conditions"],
+            r["segment_seconds"],
+        )
+        by_key.setdefault(key, {})[r.get("frontend", "waveform")] = r["throughput"]["audio_s_per_s"]
+    out = []
+    for key, rates in by_key.items():
+        if "stft" in rates and "waveform" in rates:
+            round_, parallel, dtype, b, k, seg = key
+            out.append(
+                {
+                    "round": round_,
+                    "parallel": parallel,
+                    "dtype": dtype,
+                    "batch_size": b,
+                    "num_conditions": k,
+                    "segment_seconds": seg,
+                    "waveform_audio_s_per_s": rates["waveform"],
+                    "stft_audio_s_per_s": rates["stft"],
+                    "ratio": rates["stft"] / rates["waveform"],
+                }
+            )
+    return out

@@ -73,6 +73,13 @@ def base_config() -> ml_collections.ConfigDict:
 
     # ---------------------------------------------------------------- model
     c.model = ml_collections.ConfigDict()
+    # The separative encoder's front end (docs/method.md "Front ends"): 'waveform' (learned
+    # filterbank, enc_filters / enc_kernel; the paper-shaped variant) or 'stft' (log-power STFT
+    # features, a magnitude mask with the mixture's phase, inverse STFT; stft_window /
+    # stft_hop in samples at data.sample_rate, the window a multiple >= 2 of the hop).
+    c.model.frontend = "waveform"
+    c.model.stft_window = 320  # 20 ms at 16 kHz
+    c.model.stft_hop = 160  # 10 ms at 16 kHz: 100 frames/s
     c.model.enc_filters = 64  # N
     c.model.enc_kernel = 32  # L (stride L/2): 4 ms at 8 kHz
     c.model.bottleneck = 64  # B
@@ -205,6 +212,13 @@ def segment_samples(config) -> int:
     return samples(config.data.segment_seconds, config.data.sample_rate)
 
 
+def frontend_window(config) -> int:
+    """Samples in one front-end frame of the config's model (the shortest input the model can
+    analyse): ``model.stft_window`` or the waveform encoder's ``model.enc_kernel``."""
+    m = config.model
+    return int(m.stft_window if m.frontend == "stft" else m.enc_kernel)
+
+
 def validate_config(config, num_devices: int | None = None) -> None:
     """Check keys and values before anything compiles; raise ConfigError naming the key.
 
@@ -241,6 +255,19 @@ def validate_config(config, num_devices: int | None = None) -> None:
         "data.source",
         "must be 'synthetic', 'folder' or 'tfds'",
     )
+    need(
+        flat["model.frontend"] in ("waveform", "stft"),
+        "model.frontend",
+        "must be 'waveform' or 'stft'",
+    )
+    need(flat["model.stft_hop"] >= 1, "model.stft_hop", "must be >= 1")
+    need(
+        flat["model.stft_window"] % 2 == 0
+        and flat["model.stft_window"] >= 2 * flat["model.stft_hop"]
+        and flat["model.stft_window"] % flat["model.stft_hop"] == 0,
+        "model.stft_window",
+        f"must be even and a multiple (>= 2) of model.stft_hop={flat['model.stft_hop']}",
+    )
     need(flat["mixing.num_conditions"] >= 1, "mixing.num_conditions", "K must be >= 1")
     if flat["method"] == "simclr":
         need(
@@ -267,11 +294,12 @@ def validate_config(config, num_devices: int | None = None) -> None:
         "must be an even number >= 2 (stride is L/2)",
     )
     segment = samples(flat["data.segment_seconds"], flat["data.sample_rate"])
+    frame_key = "model.stft_window" if flat["model.frontend"] == "stft" else "model.enc_kernel"
     need(
-        segment >= 2 * flat["model.enc_kernel"],
+        segment >= 2 * flat[frame_key],
         "data.segment_seconds",
-        f"segment of {segment} samples is shorter than two encoder kernels "
-        f"(model.enc_kernel={flat['model.enc_kernel']})",
+        f"segment of {segment} samples is shorter than two front-end frames "
+        f"({frame_key}={flat[frame_key]})",
     )
     for key in (
         "model.enc_filters",
@@ -290,6 +318,7 @@ def validate_config(config, num_devices: int | None = None) -> None:
         need(flat[key] >= 1, key, "must be >= 1")
     need(
         not flat["model.identity_init"]
+        or flat["model.frontend"] == "stft"
         or flat["model.enc_filters"] >= 2 * flat["model.enc_kernel"],
         "model.identity_init",
         f"needs model.enc_filters >= 2 * model.enc_kernel (got {flat['model.enc_filters']} and "

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from csc_jax import audio_io, io_utils
+from csc_jax.config.schema import frontend_window
 from csc_jax.errors import BadAudioFileError, DataError
 
 DEFAULT_BUCKET_SECONDS = 0.5
@@ -95,7 +96,7 @@ class SpeakerModel:
         self.bucket = max(1, int(round(bucket_seconds * self.sample_rate)))
         self.cap = self.bucket * max(1, int(max_seconds * self.sample_rate) // self.bucket)
         self.min_samples = max(
-            int(config.model.enc_kernel), int(math.ceil(MIN_SECONDS * self.sample_rate))
+            frontend_window(config), int(math.ceil(MIN_SECONDS * self.sample_rate))
         )
 
     @property
@@ -155,7 +156,7 @@ class SpeakerModel:
             raise DataError(
                 f"{self._name(item, i)}: {n} samples at {self.sample_rate} Hz is too short; "
                 f"need at least {self.min_samples} ({MIN_SECONDS} s and the encoder kernel of "
-                f"{self.config.model.enc_kernel} samples)"
+                f"{frontend_window(self.config)} samples)"
             )
         return n
 

@@ -4,14 +4,17 @@ Shapes (B targets, K interfering conditions, T samples, F frames, N encoder filt
 Bn bottleneck, D speaker dim):
 
   mixtures (B, K, T)
-    -> WaveformEncoder            E  (B, K, F, N)
+    -> front end                  E  (B, K, F, M)    non-negative features to be masked
+       'waveform': learned filterbank (M = N encoder filters, hop L/2)
+       'stft':     |STFT| (M = window/2 + 1 bins), trunk input log power (models/stft.py)
     -> SeparatorTrunk             h  (B, K, F, Bn)   bottom-up embedding (shared, multi-task)
     -> speaker branch             z  (B, K, F, D)    frame-level speaker representations
     -> CrossAttention(query = mean_t h[b,k], frames = z[b, all k, all t])
                                   c  (B, K, D)       global speaker vector per condition
-    -> FiLM(h, c) -> TCN blocks -> sigmoid mask M (B, K, F, N)
-    -> WaveformDecoder(M * E)     s_hat (B, K, T)    extracted target
-  target-frame weights w[b,k,t] = sum_n M E / sum_n E   (share of encoder energy on the target)
+    -> FiLM(h, c) -> TCN blocks -> sigmoid mask M (B, K, F, M)
+    -> 'waveform': WaveformDecoder(M * E); 'stft': inverse STFT of M * STFT(x) (mixture phase)
+                                  s_hat (B, K, T)    extracted target
+  target-frame weights w[b,k,t] = sum_m M E / sum_m E   (share of front-end energy on the target)
 
 All methods are pure functions of (params, inputs) through ``model.apply``.
 """
@@ -24,14 +27,21 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from csc_jax.models import stft
 from csc_jax.models.cross_attention import CrossAttention
-from csc_jax.models.encoder import WaveformDecoder, WaveformEncoder
+from csc_jax.models.encoder import WaveformDecoder, WaveformEncoder, frame
 from csc_jax.models.separator import TCN, SeparatorTrunk
 
 
 class CSCModel(nn.Module):
     """Multi-task separative encoder with cross-attention over interfering conditions."""
 
+    # 'waveform' (learned filterbank and overlap-add decoder, Conv-TasNet style) or 'stft'
+    # (time-frequency: log-power STFT features in, magnitude mask with the mixture's phase
+    # out); docs/method.md "Front ends".
+    frontend: str = "waveform"
+    stft_window: int = 320
+    stft_hop: int = 160
     enc_filters: int = 64
     enc_kernel: int = 16
     bottleneck: int = 64
@@ -62,9 +72,25 @@ class CSCModel(nn.Module):
                 f"model.attention_dim={self.attention_dim} must be divisible by "
                 f"model.attention_heads={self.attention_heads}"
             )
-        self.encoder = WaveformEncoder(
-            self.enc_filters, self.enc_kernel, dtype=self.dtype, identity_init=self.identity_init
-        )
+        if self.frontend not in ("waveform", "stft"):
+            raise ValueError(f"model.frontend must be 'waveform' or 'stft', got {self.frontend!r}")
+        if self.frontend == "waveform":
+            self.encoder = WaveformEncoder(
+                self.enc_filters,
+                self.enc_kernel,
+                dtype=self.dtype,
+                identity_init=self.identity_init,
+            )
+            self.decoder = WaveformDecoder(
+                self.enc_kernel, dtype=self.dtype, identity_init=self.identity_init
+            )
+            mask_size = self.enc_filters
+        else:
+            stft.check_window(self.stft_window, self.stft_hop)
+            # Without a normalisation in front of it, the mask layer's input grows until the
+            # sigmoid saturates at 1 and the mask stops learning (measured: within 100 steps).
+            self.mask_norm = nn.LayerNorm(dtype=self.dtype)
+            mask_size = stft.num_bins(self.stft_window)
         self.trunk = SeparatorTrunk(
             self.bottleneck,
             self.hidden,
@@ -98,19 +124,41 @@ class CSCModel(nn.Module):
             unroll_scan=self.unroll_scan,
         )
         self.mask_act = nn.PReLU(param_dtype=jnp.float32)
-        zero = nn.initializers.zeros if self.identity_init else nn.linear.default_kernel_init
-        self.mask_out = nn.Dense(self.enc_filters, dtype=self.dtype, kernel_init=zero)
-        self.decoder = WaveformDecoder(
-            self.enc_kernel, dtype=self.dtype, identity_init=self.identity_init
-        )
+        # The STFT is already a perfect-reconstruction pair, so its mask starts at 0.5
+        # everywhere too: the untrained extractor returns the (scaled) mixture.
+        identity = self.identity_init or self.frontend == "stft"
+        zero = nn.initializers.zeros if identity else nn.linear.default_kernel_init
+        self.mask_out = nn.Dense(mask_size, dtype=self.dtype, kernel_init=zero)
 
     # ------------------------------------------------------------------ pieces
-    def bottom_up(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-        """(..., T) waveform -> (E (..., F, N), h (..., F, Bn), z (..., F, D))."""
-        features = self.encoder(x)
-        h = self.trunk(features)
+    def analyse(self, x: jnp.ndarray) -> dict[str, jnp.ndarray]:
+        """The front end: (..., T) waveform -> dict with 'features' E (..., F, M) (what the
+        mask multiplies; non-negative), 'trunk_input' (..., F, M) and, for 'stft', 'spec'
+        (..., F, M) complex64."""
+        if self.frontend == "waveform":
+            features = self.encoder(x)
+            return {"features": features, "trunk_input": features}
+        spec = stft.stft(x, self.stft_window, self.stft_hop)
+        return {
+            "features": jnp.abs(spec),
+            "trunk_input": stft.log_power(spec, x).astype(self.dtype),
+            "spec": spec,
+        }
+
+    def synthesise(self, mask: jnp.ndarray, analysis: dict, num_samples: int) -> jnp.ndarray:
+        """Masked front-end features back to a waveform: (..., F, M) mask -> (..., T) float32."""
+        if self.frontend == "waveform":
+            return self.decoder(mask * analysis["features"], num_samples).astype(jnp.float32)
+        masked = mask.astype(jnp.float32) * analysis["spec"]
+        return stft.istft(masked, self.stft_window, self.stft_hop, num_samples)
+
+    def bottom_up(self, x: jnp.ndarray) -> tuple[dict, jnp.ndarray, jnp.ndarray]:
+        """(..., T) waveform -> (front-end analysis (:meth:`analyse`), h (..., F, Bn),
+        z (..., F, D))."""
+        analysis = self.analyse(x)
+        h = self.trunk(analysis["trunk_input"])
         z = self.speaker_out(self.speaker_act(self.speaker_hidden(h)))
-        return features, h, z
+        return analysis, h, z
 
     def global_vector(self, h: jnp.ndarray, z: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Global speaker vectors of one target seen under K conditions.
@@ -134,12 +182,12 @@ class CSCModel(nn.Module):
         return c, jnp.zeros(z.shape[:-3] + (k, 1, 1), jnp.float32)
 
     def separate(
-        self, features: jnp.ndarray, h: jnp.ndarray, c: jnp.ndarray, num_samples: int
+        self, analysis: dict, h: jnp.ndarray, c: jnp.ndarray, num_samples: int
     ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Extract the target conditioned on its global speaker vector.
 
         Args:
-          features: (..., F, N) encoder features of the mixture.
+          analysis: the mixture's front-end analysis (:meth:`analyse`).
           h: (..., F, Bn) bottom-up embedding of the mixture.
           c: (..., D) global speaker vector of the target.
           num_samples: T.
@@ -150,11 +198,13 @@ class CSCModel(nn.Module):
         gamma, beta = jnp.split(self.film(c.astype(self.dtype)), 2, axis=-1)
         y = h * (1 + gamma[..., None, :]) + beta[..., None, :]
         y = y + self.extraction_tcn(y)
+        if self.frontend == "stft":
+            y = self.mask_norm(y)
         mask = nn.sigmoid(self.mask_out(self.mask_act(y)))
-        masked = mask * features
-        estimate = self.decoder(masked, num_samples).astype(jnp.float32)
-        energy = jnp.sum(features.astype(jnp.float32), axis=-1)
-        weights = jnp.sum(masked.astype(jnp.float32), axis=-1) / (energy + 1e-6)
+        estimate = self.synthesise(mask, analysis, num_samples)
+        features = analysis["features"].astype(jnp.float32)
+        energy = jnp.sum(features, axis=-1)
+        weights = jnp.sum(mask.astype(jnp.float32) * features, axis=-1) / (energy + 1e-6)
         return estimate, weights
 
     # ------------------------------------------------------------------ entry points
@@ -170,11 +220,11 @@ class CSCModel(nn.Module):
           ``separate``: 'estimate' (B, K, T) and 'target_weights' (B, K, F); float32.
         """
         num_samples = mixtures.shape[-1]
-        features, h, z = self.bottom_up(mixtures)
+        analysis, h, z = self.bottom_up(mixtures)
         c, attn = self.global_vector(h, z)
         out = {"global": c, "frames": z.astype(jnp.float32), "attention": attn}
         if separate:
-            out["estimate"], out["target_weights"] = self.separate(features, h, c, num_samples)
+            out["estimate"], out["target_weights"] = self.separate(analysis, h, c, num_samples)
         return out
 
     def embed(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -200,8 +250,8 @@ class CSCModel(nn.Module):
         Returns:
           (B, T) float32 estimates of the enrolled speaker's signal.
         """
-        features, h, _ = self.bottom_up(mixture)
-        estimate, _ = self.separate(features, h, enrollment_vector, mixture.shape[-1])
+        analysis, h, _ = self.bottom_up(mixture)
+        estimate, _ = self.separate(analysis, h, enrollment_vector, mixture.shape[-1])
         return estimate
 
     def global_vectors(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -226,6 +276,9 @@ def model_from_config(config) -> CSCModel:
     m = config.model
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.dtype]
     return CSCModel(
+        frontend=m.frontend,
+        stft_window=m.stft_window,
+        stft_hop=m.stft_hop,
         enc_filters=m.enc_filters,
         enc_kernel=m.enc_kernel,
         bottleneck=m.bottleneck,
@@ -243,3 +296,13 @@ def model_from_config(config) -> CSCModel:
         remat_policy=m.remat_policy,
         dtype=dtype,
     )
+
+
+def frame_energy(x: jnp.ndarray, config) -> jnp.ndarray:
+    """Energy of each front-end frame: (..., T) -> (..., F) float32, framed as the model's
+    front end frames its input (F matches the model's frame-level outputs)."""
+    m = config.model
+    if m.frontend == "stft":
+        return stft.frame_energy(x, m.stft_window, m.stft_hop)
+    frames = frame(x.astype(jnp.float32), m.enc_kernel)
+    return jnp.sum(jnp.square(frames), axis=-1)

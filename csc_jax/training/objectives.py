@@ -14,12 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from csc_jax import losses
-from csc_jax.models.encoder import frame
-
-
-def frame_energy(x: jnp.ndarray, kernel: int) -> jnp.ndarray:
-    """Energy of each encoder frame: (..., T) -> (..., F) float32 (same framing as the encoder)."""
-    return jnp.sum(jnp.square(frame(x.astype(jnp.float32), kernel)), axis=-1)
+from csc_jax.models.csc import frame_energy
 
 
 def stream_weights(out, mixed, config) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -35,10 +30,9 @@ def stream_weights(out, mixed, config) -> tuple[jnp.ndarray, jnp.ndarray]:
     if config.loss.stream_weights == "mask":
         w = jax.lax.stop_gradient(out["target_weights"])
         return w, 1.0 - w
-    kernel = config.model.enc_kernel
-    es = frame_energy(mixed["target"], kernel)
-    ei = frame_energy(mixed["interference"], kernel)
-    en = frame_energy(mixed["noise"], kernel)
+    es = frame_energy(mixed["target"], config)
+    ei = frame_energy(mixed["interference"], config)
+    en = frame_energy(mixed["noise"], config)
     total = es + ei + en + 1e-8
     return es / total, ei / total
 
