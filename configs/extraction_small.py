@@ -17,6 +17,8 @@ from csc_jax.config import base_config
 
 def get_config():
     c = base_config()
+    c.model.frontend = "waveform"  # the smallest waveform model that extracts, at 8 kHz
+    c.data.sample_rate = 8000
     c.data.segment_seconds = 0.5
     c.data.batch_size = 8
     s = c.data.synthetic

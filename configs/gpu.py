@@ -21,6 +21,9 @@ from csc_jax.config import base_config
 
 def get_config():
     c = base_config()
+    c.model.frontend = "waveform"  # the Conv-TasNet-sized waveform model at 8 kHz
+    c.data.sample_rate = 8000
+    c.eval.reference_rates = (16000,)
     c.data.segment_seconds = 2.0
     c.data.batch_size = 32
     c.data.num_workers = 4

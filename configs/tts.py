@@ -1,4 +1,4 @@
-"""CSC on the local corpus of recorded MBROLA voices (docs/tts_corpus.md), at 8 kHz.
+"""CSC on the local corpus of recorded MBROLA voices (docs/tts_corpus.md), at the default's 16 kHz.
 
 Build the corpus once (Debian packages, then about 3 minutes of synthesis on 2 cores):
 
@@ -8,7 +8,9 @@ Build the corpus once (Debian packages, then about 3 minutes of synthesis on 2 c
 Command:
   python train.py --config configs/tts.py --workdir runs/tts
 
-Everything but the data is the CPU demo's config (configs/default.py): 41 training voices
+Everything but the data is the CPU demo's config (configs/default.py; since the time-frequency
+front end became the default, this config has not been trained again: results on this corpus
+in docs/ are from the 8 kHz waveform model): 41 training voices
 (2460 utterances), evaluated on all 7560 trials of the 21 held-out voices under the same noise
 and interfering-speaker conditions. Results on the first version of this corpus
 (cache/tts_corpus: 20 English-reading voices, 4 held out) are not comparable with this one.

@@ -45,16 +45,17 @@ PRESETS = {
         segment_seconds=4.0,
         batch_size=2,
     ),
-    # csc_jax.config.base_config().model at 8 kHz, 1 s, batch 8 targets x K=3 mixtures.
+    # csc_jax.config.base_config()'s waveform front end and trunk (the keys 'waveform' uses) at
+    # 16 kHz, 1 s, batch 8 targets x K=3 mixtures.
     "demo": dict(
-        enc_filters=64,
-        enc_kernel=32,
+        enc_filters=128,
+        enc_kernel=64,
         bottleneck=64,
         hidden=128,
         conv_kernel=3,
         blocks=4,
         repeats=2,
-        sample_rate=8000,
+        sample_rate=16000,
         segment_seconds=1.0,
         batch_size=24,
     ),

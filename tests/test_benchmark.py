@@ -187,7 +187,8 @@ Path({str(log)!r}).write_text("\\n".join(logged))
     assert names == ["si_snr", "pit_si_snr_loss", "csc_loss", "nt_xent", "cross_attention_pool"]
     table = bm.markdown(report)
     assert "| loss (value + grad, jit) |" in table and "| pit_si_snr_loss |" in table
-    assert "| CSC csc | device | sharding |" in table and "| CSC csc | pipeline |" in table
+    assert "| CSC csc | stft | device | sharding |" in table
+    assert "| CSC csc | stft | pipeline |" in table
     assert "input pipeline alone" in table and "JAX / PyTorch step time" in table
     assert table.splitlines()[2].startswith("Roofline, measured in this process")
     assert "| % of matmul peak |" in table and "| op family |" in table

@@ -55,9 +55,9 @@ def test_settings_from_the_preset_and_flags():
     exp = preset.experiment
     assert demo == backbone_shapes_from_experiment(exp)
     assert demo.batch_size == exp.data.batch_size * exp.mixing.num_conditions == 24
-    assert demo.segment_samples == 8000 and not demo.same_shapes(paper)
+    assert demo.segment_samples == 16000 and not demo.same_shapes(paper)
     assert demo.same_shapes(dataclasses.replace(demo, name="other"))
-    assert demo.describe() == "N=64 L=32 B=64 H=128 P=3 X=4 R=2, 8000 Hz, 24 x 1.0 s"
+    assert demo.describe() == "N=128 L=64 B=64 H=128 P=3 X=4 R=2, 16000 Hz, 24 x 1.0 s"
 
     # Flags (strings, as absl's DEFINE_list gives them) replace the preset's values.
     s = settings_from_preset(

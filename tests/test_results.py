@@ -252,3 +252,48 @@ def test_equal_time_steps_come_from_one_side_by_side_measurement(
     tiny_config.data.batch_size = 2 * tiny_config.data.batch_size
     runner.step_times(configs(0), str(tmp_path), log=lambda *_: None)
     assert len(calls) == 2
+
+
+def test_a_time_matched_variant_needs_no_equal_step_run_of_its_own(
+    tiny_config, tmp_path, monkeypatch
+):
+    """waveform-time is timed on its own config against csc's; only csc and it are run."""
+    timed, ran = [], []
+
+    def fake_step_times(configs, workdir_root, log):
+        timed.append(sorted(configs))
+        return {"csc": 0.2, "waveform-time": 1.0}
+
+    def fake_run_one(config, workdir, name, cmd, log):
+        ran.append((name, int(config.train.steps), config.model.frontend))
+        return None
+
+    monkeypatch.setattr(runner, "step_times", fake_step_times)
+    monkeypatch.setattr(runner, "run_one", fake_run_one)
+    tiny_config.model.frontend = "stft"
+    tiny_config.data.sample_rate = 16000
+    variants = experiments.select_variants(["waveform-time"])
+    assert [v.name for v in variants] == ["csc", "waveform-time"]
+    experiments.run_results(
+        tiny_config, variants, (0,), 600, str(tmp_path), config_label="x", log=lambda *a: 0
+    )
+    assert timed == [["csc", "waveform-time"]]
+    assert ran == [("csc", 600, "stft"), ("waveform-time", 120, "waveform")]
+
+
+def test_report_convergence_writes_the_plateau_verdict_of_each_validation_curve(tmp_path):
+    import json
+
+    from csc_jax.train_eval import CONVERGENCE_FILE, report_convergence
+
+    steps = list(range(0, 1100, 100))
+    rows = [{"step": s, "loss": 1.0} for s in steps]
+    rows += [{"step": s, "val/eer_clean": 30.0 - 0.01 * s} for s in steps]  # still falling
+    rows += [{"step": s, "val/eer_sir0": 35.0 + (s // 100 % 2)} for s in steps]  # flat
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lines = []
+    out = report_convergence(str(tmp_path), log=lines.append)
+    assert out["val/eer_clean"]["flat"] is False and out["val/eer_sir0"]["flat"] is True
+    assert "still falling" in lines[0] and "flat (slope" in lines[1]
+    saved = json.loads((tmp_path / CONVERGENCE_FILE).read_text())
+    assert saved["val/eer_clean"]["steps"] == steps and saved["val/eer_sir0"]["points"] == 6

@@ -396,6 +396,26 @@ def test_config_keys_added_after_a_run_do_not_block_its_resume():
     assert incompatible_keys(saved, changed) == ["model.identity_init: False -> True"]
 
 
+def test_a_run_saved_before_the_front_end_key_is_a_waveform_model(tmp_path):
+    """config.json files written before model.frontend existed describe waveform models: they
+    must not be read as today's default ('stft'), whose parameters differ."""
+    import json
+
+    from csc_jax.config import base_config, incompatible_keys, read_saved_config
+
+    saved = base_config().to_dict()
+    saved["model"]["frontend"] = "waveform"
+    saved["data"]["sample_rate"] = 8000
+    saved["model"]["enc_kernel"] = 32
+    del saved["model"]["frontend"], saved["model"]["stft_window"], saved["model"]["stft_hop"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert read_saved_config(tmp_path).model.frontend == "waveform"
+    now = base_config()
+    assert "model.frontend: 'waveform' -> 'stft'" in incompatible_keys(saved, now)
+    now.model.frontend, now.data.sample_rate, now.model.enc_kernel = "waveform", 8000, 32
+    assert incompatible_keys(saved, now) == []
+
+
 def test_stop_gradient_components_keeps_the_loss_and_changes_only_the_gradient(tiny_config):
     """loss.stop_gradient_components: same loss value, but the component passes no longer
     contribute gradient (so the gradients differ unless those passes had none)."""

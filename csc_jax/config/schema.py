@@ -26,7 +26,7 @@ def base_config() -> ml_collections.ConfigDict:
     # ---------------------------------------------------------------- data
     c.data = ml_collections.ConfigDict()
     c.data.source = "synthetic"  # 'synthetic' | 'folder' | 'tfds'
-    c.data.sample_rate = 8000
+    c.data.sample_rate = 16000
     c.data.segment_seconds = 1.0
     c.data.batch_size = 8  # global number of target utterances per step
     c.data.num_workers = 0  # grain worker processes (0 = in-process)
@@ -77,11 +77,11 @@ def base_config() -> ml_collections.ConfigDict:
     # filterbank, enc_filters / enc_kernel; the paper-shaped variant) or 'stft' (log-power STFT
     # features, a magnitude mask with the mixture's phase, inverse STFT; stft_window /
     # stft_hop in samples at data.sample_rate, the window a multiple >= 2 of the hop).
-    c.model.frontend = "waveform"
+    c.model.frontend = "stft"
     c.model.stft_window = 320  # 20 ms at 16 kHz
     c.model.stft_hop = 160  # 10 ms at 16 kHz: 100 frames/s
-    c.model.enc_filters = 64  # N
-    c.model.enc_kernel = 32  # L (stride L/2): 4 ms at 8 kHz
+    c.model.enc_filters = 128  # N ('waveform' only)
+    c.model.enc_kernel = 64  # L (stride L/2; 'waveform' only): 4 ms at 16 kHz, 500 frames/s
     c.model.bottleneck = 64  # B
     c.model.hidden = 128  # H
     c.model.conv_kernel = 3  # P
@@ -124,16 +124,16 @@ def base_config() -> ml_collections.ConfigDict:
 
     # ---------------------------------------------------------------- optimisation
     c.optim = ml_collections.ConfigDict()
-    c.optim.learning_rate = 2e-3
+    c.optim.learning_rate = 1e-3
     c.optim.warmup_steps = 50
     c.optim.weight_decay = 1e-4
     c.optim.clip_norm = 5.0
 
     # ---------------------------------------------------------------- training
     c.train = ml_collections.ConfigDict()
-    c.train.steps = 600
+    c.train.steps = 1500
     c.train.log_every = 20
-    c.train.checkpoint_every = 200
+    c.train.checkpoint_every = 500
     c.train.keep_checkpoints = 2
     c.train.skip_nonfinite_updates = False
     c.train.progress_bar = True
@@ -158,9 +158,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.bootstrap_unit = "speaker"
     c.eval.bootstrap_replicates = 1000
     # The MFCC reference is also computed at these rates (same utterances, e.g. 16 kHz audio).
-    c.eval.reference_rates = (16000,)
+    c.eval.reference_rates = ()
     # Validation EER (clean, SIR 0 dB) every this many steps during training; 0 = off.
-    c.eval.validation_every = 100
+    c.eval.validation_every = 150
     c.eval.validation_trials = 1000
     # A folder or tfds corpus without validation speakers (data.folder.val_root,
     # data.tfds.val_split): False (default) turns the validation EER off, with one printed
@@ -172,6 +172,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.validation_on_test = False
     return c
 
+
+# Keys added to the schema after runs had been saved, with the value those runs used where it
+# differs from today's default: a saved config.json that lacks the key gets this value, not
+# the default (a run saved before the time-frequency front end is a waveform model).
+LEGACY_VALUES = {"model.frontend": "waveform"}
 
 # Keys whose change makes a saved checkpoint unusable (parameter shapes or their meaning).
 MODEL_KEYS = ("method", "model", "data.sample_rate")

@@ -23,6 +23,7 @@ import ml_collections
 
 from csc_jax.config.schema import (
     FREE_KEYS,
+    LEGACY_VALUES,
     MODEL_KEYS,
     RUN_KEYS,
     base_config,
@@ -96,8 +97,8 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
 def flat_with_defaults(saved: dict) -> dict:
     """A saved (nested) config dict flattened, with every key it lacks set to the current
     default: such a key was added to the schema after the run, which therefore used what is
-    now its default."""
-    return {**flatten(base_config()), **flatten(saved)}
+    now its default, or the value such runs used (``schema.LEGACY_VALUES``)."""
+    return {**flatten(base_config()), **LEGACY_VALUES, **flatten(saved)}
 
 
 def read_saved_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
@@ -126,7 +127,7 @@ def _read_json_config(path: str) -> ml_collections.ConfigDict:
         raise ConfigError(f"{path}: expected a JSON object, got {type(saved).__name__}")
     config = base_config()
     unknown = []
-    for key, value in flatten(saved).items():
+    for key, value in {**LEGACY_VALUES, **flatten(saved)}.items():
         try:
             set_dotted(config, key, value)
         except ConfigError as e:

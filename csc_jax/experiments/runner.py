@@ -6,16 +6,16 @@ EER, then the verification protocol). A run whose workdir holds a finished evalu
 same config (the marker ``RESULTS_MARKER`` plus ``eval/results.json`` and ``eval/scores.npz``)
 is not run again; an interrupted run resumes from its newest checkpoint.
 
-Equal wall time. A variant with ``match_time_of`` trains as long as the variant it matches:
-its steps are ``round(steps * t_other / t_self, -1)``, with t the seconds per train step of
-the matched variant (e.g. csc) and of this method's own equal-step variant (e.g. simclr for
-simclr-time). Both are measured in this process by :func:`measure_step_times`: the two steps
-compiled side by side and timed in alternating rounds, once, before the first time-matched
-run, so that load on the machine hits both alike. (The steps/s the runs log are not used: a
-run that trained while something else ran logged half its idle rate, which gave the matched
-variant about twice its fair time.) The measurement is written to ``STEP_TIMES_FILE`` in the
-workdir root and reused by every seed and every rerun of the same configs; the chosen step
-count is stored in the run's config and printed in its command, so the run can be repeated
+Equal wall time. A variant with ``match_time_of`` trains as long as the variant it matches: its
+steps are ``round(steps * t_other / t_self, -1)``, with t the seconds per train step of the
+matched variant (e.g. csc) and of the time-matched variant's own config (e.g. simclr-time, the
+same step as simclr's). Both are measured in this process by :func:`measure_step_times`: the
+two steps compiled side by side and timed in alternating rounds, once, before the first time-
+matched run, so that load on the machine hits both alike. (The steps/s the runs log are not
+used: a run that trained while something else ran logged half its idle rate, which gave the
+matched variant about twice its fair time.) The measurement is written to ``STEP_TIMES_FILE``
+in the workdir root and reused by every seed and every rerun of the same configs; the chosen
+step count is stored in the run's config and printed in its command, so the run can be repeated
 exactly.
 """
 
@@ -230,9 +230,8 @@ def run_results(
 ) -> list[RunRecord]:
     """Train and evaluate every (variant, seed); returns one RunRecord per run, in order.
 
-    A time-matched variant (``match_time_of``) needs, for the same seed, the run it matches
-    and an equal-step run of its own method (a variant with the same overrides and no
-    ``match_time_of``) in ``variants``.
+    A time-matched variant (``match_time_of``) needs the variant it matches in ``variants``;
+    its own step time is measured on its own config, so no equal-step run of it is needed.
     """
     by_name = {v.name: v for v in variants}
 
@@ -243,18 +242,13 @@ def run_results(
     for variant, seed in plan(variants, seeds):
         run_steps = steps
         if variant.match_time_of:
-            same = [
-                v.name
-                for v in variants
-                if not v.match_time_of and dict(v.overrides) == dict(variant.overrides)
-            ]
-            if variant.match_time_of not in by_name or not same:
+            if variant.match_time_of not in by_name:
                 raise config_lib.ConfigError(
                     f"variant {variant.name} matches the wall time of {variant.match_time_of}: "
-                    f"run it together with {variant.match_time_of} and an equal-step run of "
-                    "the same method"
+                    f"run it together with {variant.match_time_of}"
                 )
-            other, own = variant.match_time_of, same[0]
+            # Its own step is timed from its own config (no equal-step run of it is needed).
+            other, own = variant.match_time_of, variant.name
             times = step_times(
                 {n: run_config(base_config, by_name[n], seed, steps) for n in (other, own)},
                 workdir_root,

@@ -99,28 +99,5 @@ def compare(
     return means, diffs
 
 
-def plateau(steps: list[int], values: list[float], fraction: float = 0.5) -> dict:
-    """Has a validation curve flattened? A least-squares line through the points of the last
-    ``fraction`` of training: the curve has flattened when the 95 % interval of its slope
-    (t distribution) includes 0 or lies above it, i.e. no further decrease is detectable.
-
-    Returns:
-      {'flat': bool, 'slope_per_1k': EER points per 1000 steps, 'ci': (lo, hi), 'points': n}.
-    """
-    from scipy import stats
-
-    steps_a = np.asarray(steps, np.float64)
-    vals = np.asarray(values, np.float64)
-    keep = steps_a >= steps_a.max() * (1.0 - fraction)
-    x, y = steps_a[keep], vals[keep]
-    if x.size < 3:
-        return {"flat": False, "slope_per_1k": float("nan"), "ci": (np.nan, np.nan), "points": 0}
-    fit = stats.linregress(x, y)
-    t = stats.t.ppf(0.975, x.size - 2)
-    lo, hi = fit.slope - t * fit.stderr, fit.slope + t * fit.stderr
-    return {
-        "flat": bool(hi >= 0),
-        "slope_per_1k": 1000.0 * float(fit.slope),
-        "ci": (1000.0 * float(lo), 1000.0 * float(hi)),
-        "points": int(x.size),
-    }
+# The convergence test lives with the other pure statistics (csc_jax/metrics.py).
+plateau = metrics.plateau

@@ -48,6 +48,14 @@ VARIANTS: tuple[Variant, ...] = (
         match_time_of="csc",
     ),
     Variant(
+        "waveform-time",
+        # Validation every 30 steps: about 10 points over its few hundred steps (plateau test).
+        {"model.frontend": "waveform", "eval.validation_every": 30},
+        "CSC with the waveform front end (learned filterbank, 500 frames/s), trained for csc's "
+        "wall time (fewer steps: its step costs more)",
+        match_time_of="csc",
+    ),
+    Variant(
         "csc-no-xattn",
         {"model.use_cross_attention": False},
         "CSC with a mean-pooled global vector instead of cross-attention",

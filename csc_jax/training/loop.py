@@ -249,6 +249,16 @@ def _run(config, workdir, stop, program, ckpt, state, start, evaluators):
     in_flight: tuple[int, dict] | None = None  # (step number, device metrics) not yet fetched
     t_last, step_last = time.time(), start
     saved_step = ckpt.latest_step()  # == start when resumed, None on a fresh run
+    # Training wall time (train_seconds in every logged row): since this process's loop
+    # started, evaluation left out, continued from the last logged value when resumed.
+    t_start, eval_seconds = time.time(), 0.0
+    earlier = [
+        r.get("train_seconds") for r in metric_log.read_metrics(workdir) if r["step"] <= start
+    ]
+    train_offset = max([x for x in earlier if x is not None], default=0.0) if start else 0.0
+
+    def train_seconds() -> float:
+        return train_offset + time.time() - t_start - eval_seconds
 
     def drain(force_log: bool = False) -> None:
         """Fetch the queued step's metrics (waits for it), check them, log them."""
@@ -273,7 +283,12 @@ def _run(config, workdir, stop, program, ckpt, state, start, evaluators):
         if s % config.train.log_every == 0 or s == steps or force_log:
             elapsed = time.time() - t_last
             rate = (s - step_last) / elapsed if elapsed > 0 else float("nan")
-            row = dict(m, steps_per_sec=rate, audio_sec_per_sec=rate * crop_seconds)
+            row = dict(
+                m,
+                steps_per_sec=rate,
+                audio_sec_per_sec=rate * crop_seconds,
+                train_seconds=train_seconds(),
+            )
             writer.write(s, row)
             bar.set_postfix(metric_log.short(row))
             t_last, step_last = time.time(), s
@@ -281,20 +296,21 @@ def _run(config, workdir, stop, program, ckpt, state, start, evaluators):
     def evaluate(s: int) -> None:
         """Run the evaluators due at step ``s`` (process 0) and log their metrics; their time
         is left out of the logged training rate (steps_per_sec)."""
-        nonlocal t_last
+        nonlocal t_last, eval_seconds
         due = [e for e in evaluators if s % e.every == 0 or s == steps]
         if not due or not main_process:
             return
         drain()  # the state evaluated must have finite, logged metrics
         t_eval = time.time()
         params = _local_copy(dp.single(state).params)
-        row = {}
+        row = {"train_seconds": train_seconds()}
         with jax.transfer_guard("allow"):  # evaluators feed host audio to their own programs
             for e in due:
                 row.update({f"{e.name}/{k}": v for k, v in e(s, params).items()})
         writer.write(s, row, tensorboard_prefix="")
         bar.set_postfix(metric_log.short(row))
         t_last += time.time() - t_eval
+        eval_seconds += time.time() - t_eval
 
     step = start
     evaluate_untrained = start == 0  # the curve starts at the untrained model
