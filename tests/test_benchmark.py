@@ -187,8 +187,8 @@ Path({str(log)!r}).write_text("\\n".join(logged))
     assert names == ["si_snr", "pit_si_snr_loss", "csc_loss", "nt_xent", "cross_attention_pool"]
     table = bm.markdown(report)
     assert "| loss (value + grad, jit) |" in table and "| pit_si_snr_loss |" in table
-    assert "| CSC csc | stft | device | sharding |" in table
-    assert "| CSC csc | stft | pipeline |" in table
+    assert "| CSC csc | waveform | device | sharding |" in table
+    assert "| CSC csc | waveform | pipeline |" in table
     assert "input pipeline alone" in table and "JAX / PyTorch step time" in table
     assert table.splitlines()[2].startswith("Roofline, measured in this process")
     assert "| % of matmul peak |" in table and "| op family |" in table
@@ -248,3 +248,36 @@ def test_cli_writes_json_and_table(shared_cache, tmp_path):
         last = bad.stderr.strip().splitlines()[-1]
         assert last.startswith("error: ") and named in last, (flag, bad.stderr)
         assert "Traceback" not in bad.stderr, bad.stderr
+
+
+def test_pytorch_comparison_uses_the_waveform_step_when_the_default_is_stft(
+    shared_cache, tmp_path, monkeypatch
+):
+    """Conv-TasNet's shapes are the waveform front end's: with an 'stft' experiment the CSC
+    step held against PyTorch is the waveform step, not the experiment's own."""
+    import csc_jax.benchmarking as bench_pkg
+
+    config = make_tiny_config(shared_cache)
+    config.model.frontend = "stft"
+    config.data.sample_rate = 16000
+    settings = bm.BenchSettings(
+        modes=("train", "backbone"),
+        backbone=(_tiny_backbone(config),),
+        pytorch_python=_fake_pytorch(tmp_path, 0.5),
+    )
+    run = bench_pkg._Run(config, settings, log=lambda *_: None)
+    asked = []
+    monkeypatch.setattr(
+        run, "train_step", lambda key, frontend=None, **kw: asked.append(frontend) or ("r", "t")
+    )
+    seen = []
+    row = {"pytorch_impl": "x", "pytorch_median_s": 1.0, "jax_median_s": 1.0}
+    row["jax_over_pytorch_step_time"] = 1.0
+
+    def fake_compare(shapes, s, kept, csc):
+        seen.append(csc)
+        return row
+
+    monkeypatch.setattr(bench_pkg, "compare_with_pytorch", fake_compare)
+    run.compare(settings.backbone[0], ({}, None))
+    assert asked == ["waveform"] and seen == [("r", "t")]

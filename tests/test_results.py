@@ -297,3 +297,36 @@ def test_report_convergence_writes_the_plateau_verdict_of_each_validation_curve(
     assert "still falling" in lines[0] and "flat (slope" in lines[1]
     saved = json.loads((tmp_path / CONVERGENCE_FILE).read_text())
     assert saved["val/eer_clean"]["steps"] == steps and saved["val/eer_sir0"]["points"] == 6
+
+
+def test_step_times_keep_one_measurement_per_pair_and_read_the_older_file(
+    tiny_config, tmp_path, monkeypatch
+):
+    """Two time-matched variants on one page: each pair is measured once, not re-measured
+    because the other pair overwrote the file; a file in the one-measurement format is read."""
+    import json
+
+    calls = []
+
+    def fake_measure(configs, **_):
+        calls.append(sorted(configs))
+        return {n: {"seconds_per_step": 0.5, "per_round": []} for n in configs}
+
+    monkeypatch.setattr(runner, "measure_step_times", fake_measure)
+    by_name = {v.name: v for v in experiments.select_variants(["simclr-time", "waveform-time"])}
+
+    def pair(other, seed=0):
+        names = ("csc", other)
+        return {n: experiments.run_config(tiny_config, by_name[n], seed, 600) for n in names}
+
+    for seed in (0, 1):
+        for other in ("simclr-time", "waveform-time"):
+            runner.step_times(pair(other, seed), str(tmp_path), log=lambda *_: None)
+    assert calls == [["csc", "simclr-time"], ["csc", "waveform-time"]]
+    # The older format: one {'configs', 'times'} object.
+    old = tmp_path / "old"
+    old.mkdir()
+    saved = json.loads((tmp_path / runner.STEP_TIMES_FILE).read_text())["entries"][0]
+    (old / runner.STEP_TIMES_FILE).write_text(json.dumps(saved))
+    runner.step_times(pair("simclr-time"), str(old), log=lambda *_: None)
+    assert len(calls) == 2

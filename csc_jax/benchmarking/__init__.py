@@ -87,6 +87,10 @@ class _Run:
         self.want_csc = self.want_csc and any(x.same_shapes(demo) for x in settings.backbone)
         self.demo_shapes = demo
         self.csc_default: tuple[dict[str, Any], StepTimer] | None = None
+        # The PyTorch comparison holds Conv-TasNet against the CSC step whose mixtures go
+        # through the same backbone shapes: the 'waveform' front end's step, whatever the
+        # experiment's own front end (the 'stft' step has other shapes and frame rates).
+        self.csc_waveform: tuple[dict[str, Any], StepTimer] | None = None
 
     def train_step(
         self, key: tuple[str, str, int, float], frontend: str | None = None, **kwargs: Any
@@ -139,8 +143,8 @@ class _Run:
 
     def train_sweep(self) -> None:
         settings, data = self.settings, self.experiment.data
-        keep_csc = self.want_csc or bool(settings.profile_dir)
         own = str(self.experiment.model.frontend)
+        keep_csc = bool(settings.profile_dir) or (self.want_csc and own == "waveform")
         frontends = settings.frontends or (own,)
         for round_ in range(settings.rounds):
             for p in settings.parallel:
@@ -211,11 +215,19 @@ class _Run:
         settings = self.settings
         csc = None
         if self.want_csc and shapes.same_shapes(self.demo_shapes):
-            if self.csc_default is None:
+            own = str(self.experiment.model.frontend)
+            if own == "waveform" and self.csc_default is not None:
+                self.csc_waveform = self.csc_default
+            if self.csc_waveform is None:
                 p, _, b, s = self.default_key
-                self.log(f"CSC train step for the comparison: parallel={p} B={b} segment={s}s ...")
-                self.csc_default = self.train_step(self.default_key, keep_timer=True)
-            csc = self.csc_default
+                self.log(
+                    f"CSC train step (waveform front end) for the comparison: parallel={p} B={b} "
+                    f"segment={s}s ..."
+                )
+                self.csc_waveform = self.train_step(
+                    self.default_key, frontend="waveform", keep_timer=True
+                )
+            csc = self.csc_waveform
         self.log(f"  {settings.pytorch_rounds} alternating round(s) JAX / PyTorch ...")
         c = compare_with_pytorch(shapes, settings, kept, csc)
         self.report["pytorch_comparison"].append(c)

@@ -70,7 +70,9 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
 
     ``path`` may end in ``:arg`` (ml_collections' convention, e.g. configs/benchmark.py:gpu);
     then ``get_config(arg)`` is called. A ``.json`` file (e.g. a run's config.json) is read as
-    :func:`read_saved_config` reads one: keys it lacks take their defaults, and it is validated.
+    :func:`read_saved_config` reads one: keys it lacks take their defaults (or, for the keys of
+    ``schema.LEGACY_VALUES``, the value runs saved before the key existed used: a JSON config
+    without ``model.frontend`` is a waveform model), and it is validated.
 
     Raises:
       ConfigError: the file does not exist, has no ``get_config``, or is a JSON file that is
@@ -104,7 +106,8 @@ def flat_with_defaults(saved: dict) -> dict:
 def read_saved_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
     """The validated ConfigDict a training run saved in ``<workdir>/config.json``.
 
-    Keys the file lacks (added to the schema after the run) take their defaults.
+    Keys the file lacks (added to the schema after the run) take their defaults, or the value
+    such runs used (``schema.LEGACY_VALUES``: ``model.frontend`` -> 'waveform').
 
     Raises:
       ConfigError: the file is missing, unreadable, has unknown keys or invalid values (the

@@ -331,13 +331,18 @@ def write_report(
         f"Machine: {info['cpu']}, {info['usable_cores']} usable cores, {info['os']}; jax "
         f"{info['jax']} ({info['backend']}); allocator: {info['allocator']}.",
         "",
+        "`training s`: the training loop's wall time without validation (the last "
+        "`train_seconds` of the run's metrics.jsonl; n/a for runs trained before it was "
+        "logged); `train + validation s`: the whole train.py call before the evaluation.",
+        "",
         markdown_table(
-            ["run", "status", "steps", "train s", "eval s"],
+            ["run", "status", "steps", "training s", "train + validation s", "eval s"],
             [
                 [
                     f"{r.variant}-s{r.seed}",
                     r.status,
                     r.config["train"]["steps"],
+                    _training_seconds(r.workdir),
                     f"{r.train_seconds:.0f}",
                     f"{r.eval_seconds:.0f}",
                 ]
@@ -374,3 +379,11 @@ def _summary(diff_rows: dict, conds: Sequence[str], primary: str) -> str:
             text += f"; no finding in {', '.join(none)}"
         parts.append(text + ".")
     return " ".join(parts)
+
+
+def _training_seconds(workdir: str) -> str:
+    """The last logged ``train_seconds`` of a run (training without validation), or 'n/a'."""
+    from csc_jax.training.metric_log import read_metrics
+
+    rows = [r for r in read_metrics(workdir) if "train_seconds" in r]
+    return f"{rows[-1]['train_seconds']:.0f}" if rows else "n/a"

@@ -192,8 +192,10 @@ def matched_steps(steps: int, seconds_per_step_other: float, seconds_per_step_ow
 
 
 def step_times(configs: dict, workdir_root: str, log: Callable = print) -> dict[str, float]:
-    """Seconds per step of each config: from ``STEP_TIMES_FILE`` if it holds these very
-    configs (seed and steps aside), else measured now (:func:`measure_step_times`) and saved."""
+    """Seconds per step of each config: from ``STEP_TIMES_FILE`` if it holds a measurement of
+    these very configs (seed and steps aside), else measured now (:func:`measure_step_times`)
+    and added to the file (which keeps one entry per measured set of configs, so a page with
+    several time-matched variants measures each pair once)."""
 
     def key(config) -> dict:
         return {k: v for k, v in _flat_json(config).items() if k not in ("seed", "train.steps")}
@@ -203,15 +205,22 @@ def step_times(configs: dict, workdir_root: str, log: Callable = print) -> dict[
     try:
         with open(path) as f:
             saved = json.load(f)
-        if all(saved["configs"].get(n) == k for n, k in wanted.items()):
-            log(f"[results] equal wall time: step times from {path}")
-            return {n: float(saved["times"][n]["seconds_per_step"]) for n in wanted}
+        # One measurement ({'configs', 'times'}) as files written before entries were kept.
+        entries = saved["entries"] if "entries" in saved else [saved]
     except (OSError, ValueError, KeyError, TypeError):
-        pass
+        entries = []
+    for entry in entries:
+        try:
+            if all(entry["configs"].get(n) == k for n, k in wanted.items()):
+                log(f"[results] equal wall time: step times from {path}")
+                return {n: float(entry["times"][n]["seconds_per_step"]) for n in wanted}
+        except (KeyError, TypeError, AttributeError):
+            continue
     log(f"[results] equal wall time: timing the steps of {', '.join(configs)} side by side")
     times = measure_step_times(configs)
     os.makedirs(workdir_root, exist_ok=True)
-    atomic_write_json(path, {"configs": wanted, "times": times})
+    entries = [e for e in entries if isinstance(e, dict)] + [{"configs": wanted, "times": times}]
+    atomic_write_json(path, {"entries": entries})
     for name, t in times.items():
         rounds = ", ".join(f"{x:.3f}" for x in t["per_round"])
         log(f"[results]   {name}: {t['seconds_per_step']:.3f} s/step (rounds: {rounds})")
