@@ -109,3 +109,17 @@ def test_gpu_configs_rematerialise_the_tcn():
     # The figures in docs/gpu_memory.md that size these configs' batches assume it.
     for name in ("gpu.py", "voxceleb.py"):
         assert _load(name).get_config().model.remat == "block"
+
+
+def test_waveform_config_is_the_front_end_comparisons_waveform_system():
+    """configs/waveform.py is docs/frontends.md's waveform-time run of configs/default.py (the
+    step count the runner chose from the side-by-side step times)."""
+    from csc_jax import experiments
+    from csc_jax.config import flatten
+
+    (variant,) = [v for v in experiments.select_variants(["waveform-time"]) if v.match_time_of]
+    page = experiments.run_config(_load("default.py").get_config(), variant, 0, 290)
+    own = _load("waveform.py").get_config()
+    differ = {k for k, v in flatten(own).items() if flatten(page)[k] != v}
+    # Only what a run of the page sets for itself: its seed, evaluation at the end, checkpoints.
+    assert differ <= {"train.eval_at_end", "train.checkpoint_every"}, differ
