@@ -31,7 +31,7 @@ def get_config():
     c.mixing.num_conditions = 2
     # A tiny model: sizes only (the architecture, front end included, is the default one).
     m = c.model
-    m.enc_filters, m.enc_kernel, m.bottleneck, m.hidden = 16, 8, 16, 32
+    m.enc_filters, m.enc_kernel, m.bottleneck, m.hidden = 16, 32, 16, 32  # 2 ms frames at 16 kHz
     m.blocks, m.repeats, m.extraction_blocks = 2, 1, 1
     m.speaker_dim, m.attention_heads, m.attention_dim = 16, 2, 16
     c.optim.warmup_steps = 10

@@ -111,15 +111,24 @@ def test_gpu_configs_rematerialise_the_tcn():
         assert _load(name).get_config().model.remat == "block"
 
 
-def test_waveform_config_is_the_front_end_comparisons_waveform_system():
-    """configs/waveform.py is docs/frontends.md's waveform-time run of configs/default.py (the
-    step count the runner chose from the side-by-side step times)."""
+def test_default_config_is_the_front_end_comparisons_waveform_system():
+    """configs/default.py is docs/frontends.md's waveform-time run on configs/stft.py (the step
+    count the runner chose from the side-by-side step times), and stft.py differs from it only
+    in the front end and its training budget."""
     from csc_jax import experiments
     from csc_jax.config import flatten
 
     (variant,) = [v for v in experiments.select_variants(["waveform-time"]) if v.match_time_of]
-    page = experiments.run_config(_load("default.py").get_config(), variant, 0, 290)
-    own = _load("waveform.py").get_config()
-    differ = {k for k, v in flatten(own).items() if flatten(page)[k] != v}
-    # Only what a run of the page sets for itself: its seed, evaluation at the end, checkpoints.
-    assert differ <= {"train.eval_at_end", "train.checkpoint_every"}, differ
+    page = flatten(experiments.run_config(_load("stft.py").get_config(), variant, 0, 290))
+    default = flatten(_load("default.py").get_config())
+    differ = {k for k, v in default.items() if page[k] != v}
+    # Only what the page's runner sets for a run of its own: checkpoints and the stft keys'
+    # checkpoint interval.
+    assert differ <= {"train.checkpoint_every"}, differ
+    stft = flatten(_load("stft.py").get_config())
+    assert {k for k, v in stft.items() if default[k] != v} == {
+        "model.frontend",
+        "train.steps",
+        "train.checkpoint_every",
+        "eval.validation_every",
+    }

@@ -411,6 +411,7 @@ def test_a_run_saved_before_the_front_end_key_is_a_waveform_model(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert read_saved_config(tmp_path).model.frontend == "waveform"
     now = base_config()
+    now.model.frontend = "stft"
     assert "model.frontend: 'waveform' -> 'stft'" in incompatible_keys(saved, now)
     now.model.frontend, now.data.sample_rate, now.model.enc_kernel = "waveform", 8000, 32
     assert incompatible_keys(saved, now) == []

@@ -51,8 +51,9 @@ VARIANTS: tuple[Variant, ...] = (
         "waveform-time",
         # Validation every 30 steps: about 10 points over its few hundred steps (plateau test).
         {"model.frontend": "waveform", "eval.validation_every": 30},
-        "CSC with the waveform front end (learned filterbank, 500 frames/s), trained for csc's "
-        "wall time (fewer steps: its step costs more)",
+        "CSC with the waveform front end (learned filterbank, 500 frames/s) on an 'stft' base "
+        "config (configs/stft.py), trained for csc's wall time (fewer steps: its step costs "
+        "more)",
         match_time_of="csc",
     ),
     Variant(
