@@ -155,7 +155,7 @@ class SpeakerModel:
         if n < self.min_samples:
             raise DataError(
                 f"{self._name(item, i)}: {n} samples at {self.sample_rate} Hz is too short; "
-                f"need at least {self.min_samples} ({MIN_SECONDS} s and the encoder kernel of "
+                f"need at least {self.min_samples} ({MIN_SECONDS} s and one front-end frame of "
                 f"{frontend_window(self.config)} samples)"
             )
         return n
