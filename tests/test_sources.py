@@ -520,23 +520,49 @@ def test_make_source_dispatch(vox: Path, tfds_dir: Path, tmp_path: Path) -> None
     assert len(make_source(config, "train")) == 6
 
 
+# A synthetic corpus small enough to generate in a test: 3 training speakers x 2 utterances.
+TINY_SYNTHETIC = {
+    "seed": 1,
+    "num_train_speakers": 3,
+    "num_test_speakers": 2,
+    "train_utterances_per_speaker": 2,
+    "test_utterances_per_speaker": 2,
+    "num_val_speakers": 2,
+    "val_utterances_per_speaker": 2,
+    "min_seconds": 0.25,
+    "max_seconds": 0.3,
+}
+
+
 def test_make_source_synthetic(tmp_path: Path) -> None:
     config = _config(source="synthetic", cache_dir=str(tmp_path))
-    config.data.synthetic = ml_collections.ConfigDict(
-        {
-            "seed": 1,
-            "num_train_speakers": 3,
-            "num_test_speakers": 2,
-            "train_utterances_per_speaker": 2,
-            "test_utterances_per_speaker": 2,
-            "num_val_speakers": 2,
-            "val_utterances_per_speaker": 2,
-            "min_seconds": 0.25,
-            "max_seconds": 0.3,
-        }
-    )
+    config.data.synthetic = ml_collections.ConfigDict(TINY_SYNTHETIC)
     src = make_source(config, "train")
     corpus = synthetic.load_or_generate(config.data.synthetic, "train", 8000, str(tmp_path))
     assert isinstance(src, SyntheticSource) and src.keys == list(corpus.keys)
     assert len(set(src.speakers)) == 3
     np.testing.assert_array_equal(src[0], corpus.waveforms[0])
+
+
+def test_make_source_mixed_trains_on_both_and_tests_on_the_primary(vox: Path, tmp_path: Path):
+    config = _config(source="mixed", cache_dir=str(tmp_path))
+    config.data.folder.test_root = str(vox)
+    config.data.mixed = ml_collections.ConfigDict(
+        {"train": "folder:3,synthetic:1", "primary": "folder"}
+    )
+    config.data.folder.train_root = str(vox)
+    config.data.synthetic = ml_collections.ConfigDict(TINY_SYNTHETIC)
+    train = make_source(config, "train")
+    assert isinstance(train, sources.MixedSource) and len(train) == 3 + 6
+    assert train.keys[0] == "folder/id10270/8jEAjG6SegY/00002.wav"
+    assert train.keys[3].startswith("synthetic/") and len(set(train.speakers)) == 2 + 3
+    np.testing.assert_array_equal(
+        train[4],
+        make_source(
+            _config(source="synthetic", cache_dir=str(tmp_path), synthetic=config.data.synthetic),
+            "train",
+        )[1],
+    )
+    assert train.weights == [0.75, 0.25]
+    test = make_source(config, "test")
+    assert isinstance(test, FolderSource) and test.keys == FolderSource(vox, 8000).keys

@@ -2,7 +2,8 @@
 
 ``base_config()`` is the CPU demo; configs/*.py start from it and change keys. Anything that
 reads or compares configs (flattening, dotted overrides, saved configs, resume compatibility)
-is in :mod:`csc_jax.config.tools`.
+is in :mod:`csc_jax.config.tools`. The module is long because it is the one place where every
+key is listed with the comment that documents it, next to the checks of its value.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     # ---------------------------------------------------------------- data
     c.data = ml_collections.ConfigDict()
-    c.data.source = "synthetic"  # 'synthetic' | 'folder' | 'tfds'
+    c.data.source = "synthetic"  # 'synthetic' | 'folder' | 'tfds' | 'mixed' (data.mixed)
     c.data.sample_rate = 16000
     c.data.segment_seconds = 1.0
     c.data.batch_size = 8  # global number of target utterances per step
@@ -63,6 +64,46 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.tfds.data_dir = ""
     c.data.tfds.audio_key = "speech"
     c.data.tfds.speaker_key = "speaker_id"
+    # data.source='mixed': training draws from several corpora, each one the train split of
+    # that source kind with its own keys above, with weights (the share of training
+    # positions: "folder:0.7,synthetic:0.3"; weights > 0, normalised). Validation and test
+    # come from the one source `primary` ('synthetic' | 'folder' | 'tfds'). All corpora are
+    # read at data.sample_rate.
+    c.data.mixed = ml_collections.ConfigDict()
+    c.data.mixed.train = ""
+    c.data.mixed.primary = "folder"
+    # Training augmentation for transfer (docs/method.md "Training data for transfer";
+    # csc_jax/data/augmentation.py). Host-side, drawn per (seed, position); all off by default.
+    c.data.augment = ml_collections.ConfigDict()
+    # Pseudo-speakers: each utterance is resampled by one factor a (every frequency times a,
+    # duration / a) before its K views are cropped; each interferer gets its own factor.
+    # speed_factors: a set drawn uniformly, e.g. (0.9, 1.0, 1.1); speed_range: (low, high)
+    # uniform. () = off; at most one of the two; factors in (0, 4].
+    c.data.augment.speed_factors = ()
+    c.data.augment.speed_range = ()
+    # Channel, drawn per target view and per interferer (the K views share the speaker, not
+    # the channel); each stage with its probability in [0, 1]:
+    # random EQ: eq_bands peaking biquads plus a low and a high shelf, gains U(+-eq_gain_db).
+    c.data.augment.eq_prob = 0.0
+    c.data.augment.eq_bands = 3
+    c.data.augment.eq_gain_db = 6.0
+    # band limits: Butterworth band-pass, high-pass cut-off U(highpass_hz), low-pass U(lowpass_hz)
+    # (Hz; the low-pass is clipped below Nyquist).
+    c.data.augment.band_limit_prob = 0.0
+    c.data.augment.highpass_hz = (50.0, 400.0)
+    c.data.augment.lowpass_hz = (3000.0, 7500.0)
+    # telephone band 300-3400 Hz, then (telephone_mulaw) 8-bit mu-law companding (codec-like).
+    c.data.augment.telephone_prob = 0.0
+    c.data.augment.telephone_mulaw = True
+    # reverberation: a synthetic RIR (unit direct path + Gaussian noise decaying 60 dB over
+    # RT60 ~ U(reverb_rt60) s, tail energy U(reverb_drr_db) dB below the direct path).
+    c.data.augment.reverb_prob = 0.0
+    c.data.augment.reverb_rt60 = (0.2, 0.8)
+    c.data.augment.reverb_drr_db = (0.0, 10.0)
+    # Babble: with babble_prob an interferer is the sum (at equal RMS) of n ~ U{babble_speakers}
+    # (inclusive, >= 1) distinct other utterances, each with its own speed factor.
+    c.data.augment.babble_prob = 0.0
+    c.data.augment.babble_speakers = (2, 4)
 
     # ---------------------------------------------------------------- mixing (on device)
     c.mixing = ml_collections.ConfigDict()
@@ -187,6 +228,8 @@ FREE_KEYS = ("model.remat", "model.remat_policy")
 # Keys that change the result of a resumed run; they may differ only with an explicit override.
 RUN_KEYS = (
     "seed",
+    "data.augment",
+    "data.mixed",
     "mixing",
     "loss",
     "optim",
@@ -225,6 +268,92 @@ def frontend_window(config) -> int:
     return int(m.stft_window if m.frontend == "stft" else m.enc_kernel)
 
 
+SOURCE_KINDS = ("synthetic", "folder", "tfds")
+
+
+def parse_source_weights(spec: str) -> list[tuple[str, float]]:
+    """``data.mixed.train`` ("folder:0.7,synthetic:0.3") -> [(kind, weight)], weights > 0
+    normalised to sum 1, kinds distinct and in SOURCE_KINDS.
+
+    Raises:
+      ConfigError: one line naming the key and the bad part.
+    """
+    out: list[tuple[str, float]] = []
+    for part in (p.strip() for p in str(spec).split(",") if p.strip()):
+        kind, sep, weight = part.partition(":")
+        kind = kind.strip()
+        try:
+            w = float(weight) if sep else float("nan")
+        except ValueError:
+            w = float("nan")
+        if kind not in SOURCE_KINDS or not w > 0 or w == float("inf"):
+            raise ConfigError(
+                f"data.mixed.train={spec!r}: {part!r} must be KIND:WEIGHT with KIND in "
+                f"{', '.join(SOURCE_KINDS)} and WEIGHT > 0"
+            )
+        if any(kind == k for k, _ in out):
+            raise ConfigError(f"data.mixed.train={spec!r}: {kind!r} is listed twice")
+        out.append((kind, w))
+    if not out:
+        raise ConfigError(f"data.mixed.train={spec!r}: data.source='mixed' needs KIND:WEIGHT,...")
+    total = sum(w for _, w in out)
+    return [(k, w / total) for k, w in out]
+
+
+def _validate_augment(flat: dict, need) -> None:
+    """The data.augment and data.mixed keys (see base_config)."""
+    a = "data.augment."
+    factors = tuple(flat[a + "speed_factors"])
+    need(all(0 < f <= 4 for f in factors), a + "speed_factors", "factors must be in (0, 4]")
+    rng = tuple(flat[a + "speed_range"])
+    need(
+        rng == () or (len(rng) == 2 and 0 < rng[0] <= rng[1] <= 4),
+        a + "speed_range",
+        "must be () or (low, high) with 0 < low <= high <= 4",
+    )
+    need(not (factors and rng), a + "speed_range", "set speed_factors or speed_range, not both")
+    for key in ("eq_prob", "band_limit_prob", "telephone_prob", "reverb_prob", "babble_prob"):
+        need(0.0 <= flat[a + key] <= 1.0, a + key, "must be in [0, 1]")
+    need(flat[a + "eq_bands"] >= 0, a + "eq_bands", "must be >= 0")
+    need(flat[a + "eq_gain_db"] >= 0, a + "eq_gain_db", "must be >= 0")
+    nyquist = 0.49 * flat["data.sample_rate"]  # band_limit_sos clips there
+    for key, low in (("highpass_hz", 0.0), ("lowpass_hz", 0.0), ("reverb_rt60", 0.0)):
+        lo_hi = tuple(flat[a + key])
+        need(
+            len(lo_hi) == 2 and low < lo_hi[0] <= lo_hi[1],
+            a + key,
+            "must be (low, high) with 0 < low <= high",
+        )
+    need(
+        flat[a + "highpass_hz"][1] < flat[a + "lowpass_hz"][0]
+        and flat[a + "highpass_hz"][1] < nyquist,
+        a + "highpass_hz",
+        f"must lie below data.augment.lowpass_hz={tuple(flat[a + 'lowpass_hz'])} and Nyquist",
+    )
+    drr = tuple(flat[a + "reverb_drr_db"])
+    need(
+        len(drr) == 2 and drr[0] <= drr[1], a + "reverb_drr_db", "must be (low, high), low <= high"
+    )
+    babble = tuple(flat[a + "babble_speakers"])
+    need(
+        len(babble) == 2 and 1 <= babble[0] <= babble[1] and all(int(b) == b for b in babble),
+        a + "babble_speakers",
+        "must be (low, high) integers with 1 <= low <= high",
+    )
+    need(
+        isinstance(flat[a + "telephone_mulaw"], bool),
+        a + "telephone_mulaw",
+        "must be True or False",
+    )
+    need(
+        flat["data.mixed.primary"] in SOURCE_KINDS,
+        "data.mixed.primary",
+        f"must be one of {', '.join(SOURCE_KINDS)}",
+    )
+    if flat["data.source"] == "mixed" or flat["data.mixed.train"]:
+        parse_source_weights(flat["data.mixed.train"])
+
+
 def validate_config(config, num_devices: int | None = None) -> None:
     """Check keys and values before anything compiles; raise ConfigError naming the key.
 
@@ -257,10 +386,11 @@ def validate_config(config, num_devices: int | None = None) -> None:
         "must be 'float32' or 'bfloat16'",
     )
     need(
-        flat["data.source"] in ("synthetic", "folder", "tfds"),
+        flat["data.source"] in (*SOURCE_KINDS, "mixed"),
         "data.source",
-        "must be 'synthetic', 'folder' or 'tfds'",
+        "must be 'synthetic', 'folder', 'tfds' or 'mixed'",
     )
+    _validate_augment(flat, need)
     need(
         flat["model.frontend"] in ("waveform", "stft"),
         "model.frontend",

@@ -8,6 +8,16 @@ with ``B_local = batch_size // shard_count``, K = `num_conditions`, T = `segment
   per k (by index, never by speaker label: training is self-supervised);
 * utterances shorter than T are tiled (repeat-padded) from a random phase before cropping.
 
+Optional augmentation (``augment``, ``config.data.augment``; csc_jax/data/augmentation.py),
+drawn from a second Generator seeded with (seed, p), so the stream is still a pure function of
+(seed, p): the target utterance is resampled by one speed factor (a pseudo-speaker) before its
+K views are cropped, each interferer by its own; each interferer may be babble (a sum of
+several other utterances at equal RMS); each target view and each interferer then goes
+through its own random channel (reverb, EQ, band limits, telephone band). With ``augment``
+None the crop Generator's draws, and so the stream, are exactly those without augmentation.
+A source with an ``epoch_table`` (a weighted mixture of corpora) shuffles its table of
+utterance slots instead of the utterance indices, and draws interferers from the table too.
+
 Order and determinism. The pipeline is::
 
     MapDataset.range(len(source))       # utterance indices; crops need the index (interferer
@@ -66,10 +76,16 @@ import grain
 import numpy as np
 from absl import flags
 
+from csc_jax.data import augmentation
+from csc_jax.data.augmentation import Augmentation
 from csc_jax.data.sources import AudioSource
 
 # Separates the crop random stream from any other stream seeded with the same (seed, position).
 _CROP_STREAM = 0x0C5C
+# The augmentation stream (speed factors, channels, babble), likewise.
+_AUGMENT_STREAM = 0xA06
+# Extra resampled samples on each side of a speed-perturbed interferer window.
+_SPEED_MARGIN = 64
 
 
 def _validate(
@@ -118,33 +134,109 @@ def _crop(wave: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray
 
 
 class _CropExample(grain.transforms.MapWithIndex):
-    """(global position, utterance index) -> {'target': (K, T), 'interferer': (K, T)} float32."""
+    """(global position, slot) -> {'target': (K, T), 'interferer': (K, T)} float32.
 
-    def __init__(self, source: AudioSource, num_conditions: int, segment_samples: int, seed: int):
+    A slot is an utterance index, or an index into the source's ``epoch_table`` (a weighted
+    mixture of corpora, csc_jax/data/sources/mixed.py), which then also weights the interferers.
+    """
+
+    def __init__(
+        self,
+        source: AudioSource,
+        num_conditions: int,
+        segment_samples: int,
+        seed: int,
+        augment: Augmentation | None = None,
+    ):
         self.source = source
         self.num_conditions = int(num_conditions)
         self.segment_samples = int(segment_samples)
         self.seed = int(seed)
+        self.augment = augment
+        self.table = getattr(source, "epoch_table", None)
 
-    def _interferer_crop(self, index: int, rng: np.random.Generator) -> np.ndarray:
+    def _interferer_crop(self, index: int, rng: np.random.Generator, factor: float = 1.0):
         n = int(self.source.num_samples[index])
         t = self.segment_samples
+        if factor != 1.0:
+            # Resample a window long enough for T samples plus margins that absorb the
+            # resampler's edge transients; short utterances are resampled whole and tiled.
+            need = augmentation.samples_needed(t, factor, _SPEED_MARGIN)
+            if n >= need:
+                start = int(rng.integers(0, n - need + 1))
+                window = self.source.read_segment(index, start, start + need)
+                return augmentation.speed_perturb(window, factor)[_SPEED_MARGIN : _SPEED_MARGIN + t]
+            return _crop(augmentation.speed_perturb(self.source[index], factor), t, rng)
         if n >= t:
             # Reads only the window where the source can (folder files at the model rate).
             start = int(rng.integers(0, n - t + 1))
             return self.source.read_segment(index, start, start + t)
         return _crop(self.source[index], t, rng)
 
+    def _draw_other(self, rng: np.random.Generator, exclude: set[int]) -> int:
+        """An utterance not in `exclude`, weighted by the epoch table (rejection sampling)."""
+        while True:
+            j = (
+                int(self.table[rng.integers(0, len(self.table))])
+                if self.table is not None
+                else int(rng.integers(0, len(self.source)))
+            )
+            if j not in exclude:
+                return j
+
+    def _others(self, rng: np.random.Generator, utterance: int) -> list[int]:
+        k = self.num_conditions
+        if self.table is None:
+            # Uniform over the other N - 1 utterances: draw from N - 1 and skip the target.
+            others = rng.integers(0, len(self.source) - 1, size=k)
+            return [int(j) for j in others + (others >= utterance)]
+        return [self._draw_other(rng, {utterance}) for _ in range(k)]
+
+    def _interferer(self, j: int, utterance: int, rng, arng) -> np.ndarray:
+        """Interferer crop (T,) of utterance j: its own speed factor, and with probability
+        ``babble_prob`` the sum of 2-4 (``babble_speakers``) distinct other utterances at equal
+        RMS, j among them."""
+        aug = self.augment
+        if aug is None:
+            return self._interferer_crop(j, rng)
+        if aug.babble_prob > 0 and arng.random() < aug.babble_prob:
+            lo, hi = aug.babble_speakers
+            count = min(int(arng.integers(lo, hi + 1)), len(self.source) - 1)
+            chosen = [j]
+            while len(chosen) < count:
+                chosen.append(self._draw_other(arng, {utterance, *chosen}))
+            crops = [
+                augmentation.unit_rms(
+                    self._interferer_crop(i, rng, augmentation.draw_speed_factor(aug, arng))
+                )
+                for i in chosen
+            ]
+            return np.sum(crops, axis=0)
+        return self._interferer_crop(j, rng, augmentation.draw_speed_factor(aug, arng))
+
     def map_with_index(self, index: int, element: Any) -> dict[str, np.ndarray]:
         rng = np.random.default_rng((self.seed, int(index), _CROP_STREAM))
-        utterance = int(element)
+        aug = self.augment
+        # Augmentation draws its own stream, so augmentation off leaves the crops as they were.
+        arng = np.random.default_rng((self.seed, int(index), _AUGMENT_STREAM)) if aug else None
+        utterance = int(element) if self.table is None else int(self.table[int(element)])
         k, t = self.num_conditions, self.segment_samples
         wave = self.source[utterance]
+        if aug is not None:
+            # One pseudo-speaker per example: the K views share the factor.
+            wave = augmentation.speed_perturb(wave, augmentation.draw_speed_factor(aug, arng))
         target = np.stack([_crop(wave, t, rng) for _ in range(k)])
-        # Uniform over the other N - 1 utterances: draw from N - 1 and skip the target.
-        others = rng.integers(0, len(self.source) - 1, size=k)
-        others = others + (others >= utterance)
-        interferer = np.stack([self._interferer_crop(int(j), rng) for j in others])
+        others = self._others(rng, utterance)
+        interferer = np.stack([self._interferer(j, utterance, rng, arng) for j in others])
+        if aug is not None and aug.channel:
+            # A channel per view and per interferer. The separation loss's clean reference is
+            # this channel-augmented view (the device mixes and scores exactly what leaves
+            # here): the K views agree on the speaker, not on the recording chain.
+            rate = self.source.sample_rate
+            target = np.stack([augmentation.random_channel(x, aug, rate, arng) for x in target])
+            interferer = np.stack(
+                [augmentation.random_channel(x, aug, rate, arng) for x in interferer]
+            )
         for name, x in (("target", target), ("interferer", interferer)):
             if x.shape != (k, t):
                 raise ValueError(
@@ -169,6 +261,7 @@ def make_train_dataset(
     num_workers: int = 0,
     read_threads: int = 2,
     prefetch_batches: int = 4,
+    augment: Augmentation | None = None,
 ) -> grain.IterDataset:
     """Infinite training stream of this process's shard (see the module docstring for order).
 
@@ -182,6 +275,8 @@ def make_train_dataset(
         ``batch_size % shard_count == 0``.
       num_workers: grain worker processes (0: in-process); does not change the stream.
       read_threads, prefetch_batches: per-process reader threads and prefetched batches.
+      augment: pseudo-speakers, channels and babble (csc_jax/data/augmentation.py), drawn from
+        a stream seeded by (seed, position) like the crops; None: clean crops.
 
     Returns:
       grain.IterDataset of ``{'target', 'interferer'}``: (B // shard_count, K, T) float32.
@@ -196,8 +291,11 @@ def make_train_dataset(
         shard_count,
         num_workers,
     )
-    ds = grain.MapDataset.range(len(source)).shuffle(seed=seed).repeat()
-    ds = ds.map_with_index(_CropExample(source, num_conditions, segment_samples, seed))
+    # A weighted mixture of corpora shuffles its epoch table of utterance slots instead.
+    table = getattr(source, "epoch_table", None)
+    slots = len(source) if table is None else len(table)
+    ds = grain.MapDataset.range(slots).shuffle(seed=seed).repeat()
+    ds = ds.map_with_index(_CropExample(source, num_conditions, segment_samples, seed, augment))
     ds = ds[shard_index::shard_count]
     ds = ds.batch(b_local, drop_remainder=True)
     iter_ds = ds.to_iter_dataset(

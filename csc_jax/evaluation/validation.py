@@ -37,9 +37,10 @@ def missing_split_key(config) -> str | None:
     """The empty key that leaves the data without validation speakers, or None if it has them
     (the embedded corpus always does)."""
     d = config.data
-    if d.source == "folder" and not d.folder.val_root:
+    kind = sources.split_source_kind(config, "val")  # a 'mixed' config's primary source
+    if kind == "folder" and not d.folder.val_root:
         return "data.folder.val_root"
-    if d.source == "tfds" and not d.tfds.val_split:
+    if kind == "tfds" and not d.tfds.val_split:
         return "data.tfds.val_split"
     return None
 

@@ -87,7 +87,8 @@ def trial_list(config, source, path: str | None = None) -> list:
     """
     ev = config.eval
     if path is None:
-        path = config.data.folder.trials if config.data.source == "folder" else ""
+        folder = sources.split_source_kind(config, "test") == "folder"
+        path = config.data.folder.trials if folder else ""
     if path:
         trials = trials_lib.read_trials(path)
         trials_lib.validate_trials(trials, set(source.keys), path=path)

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 
 from csc_jax.config import segment_samples
-from csc_jax.data import pipeline, sources
+from csc_jax.data import augmentation, pipeline, sources
 from csc_jax.models import model_from_config
 from csc_jax.training.parallel import DataParallel
 from csc_jax.training.state import create_train_state, make_optimizer
@@ -85,5 +85,6 @@ def build(config, *, devices=None, with_data: bool = True) -> TrainProgram:
             shard_index=jax.process_index(),
             shard_count=jax.process_count(),
             num_workers=config.data.num_workers,
+            augment=augmentation.from_config(config),
         )
     return TrainProgram(config, model, tx, dp, source, iterator, (1, k, seg))

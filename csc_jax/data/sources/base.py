@@ -28,7 +28,7 @@ from csc_jax.errors import BadAudioFileError, ConfigError, DataError, UnknownKey
 
 # Verification needs different-speaker trials and interferer mixing needs another voice.
 MIN_SPEAKERS = 2
-SOURCE_NAMES = ("synthetic", "folder", "tfds")
+SOURCE_NAMES = ("synthetic", "folder", "tfds", "mixed")
 _SPEAKERS_SHOWN = 5
 
 
@@ -129,6 +129,21 @@ class AudioSource:
         )
 
 
+def split_source_kind(config: Any, split: str) -> str:
+    """The source kind that serves `split`: ``data.source``, except that a 'mixed' config
+    validates and tests on ``data.mixed.primary`` (only training is mixed)."""
+    data = config.data
+    if data.source == "mixed" and split != "train":
+        return data.mixed.primary
+    return data.source
+
+
+def _with_source(config: Any, kind: str) -> Any:
+    c = config.copy_and_resolve_references()
+    c.data.source = kind
+    return c
+
+
 def make_source(config: Any, split: str) -> AudioSource:
     """The `split` ('train', 'test' or 'val') source chosen by ``config.data.source``.
 
@@ -138,7 +153,9 @@ def make_source(config: Any, split: str) -> AudioSource:
     Args:
       config: the whole experiment ConfigDict (reads ``config.data``).
       split: 'train', 'test' or 'val' (validation speakers: the synthetic corpus's own
-        split, ``data.folder.val_root`` or ``data.tfds.val_split``).
+        split, ``data.folder.val_root`` or ``data.tfds.val_split``). 'mixed' trains on the
+        weighted corpora of ``data.mixed.train`` (a MixedSource) and validates and tests on
+        ``data.mixed.primary``.
 
     Raises:
       ConfigError: no folder configured for `split`, or an unknown ``config.data.source``.
@@ -154,6 +171,17 @@ def make_source(config: Any, split: str) -> AudioSource:
     if split not in ("train", "test", "val"):
         raise ValueError(f"split must be 'train', 'test' or 'val', got {split!r}")
     cache_dir = data.get("cache_dir") or None
+    if kind == "mixed":
+        from csc_jax.config.schema import parse_source_weights
+        from csc_jax.data.sources.mixed import MixedSource
+
+        if split != "train":
+            return make_source(_with_source(config, split_source_kind(config, split)), split)
+        components = [
+            (name, make_source(_with_source(config, name), "train"), weight)
+            for name, weight in parse_source_weights(data.mixed.train)
+        ]
+        return MixedSource(components)
     if kind == "synthetic":
         from csc_jax.data import synthetic
 
