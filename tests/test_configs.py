@@ -8,6 +8,7 @@ import os
 import pytest
 
 from csc_jax.config import base_config, validate_config
+from csc_jax.config.schema import flatten as base_flat
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(
@@ -132,3 +133,20 @@ def test_default_config_is_the_front_end_comparisons_waveform_system():
         "train.checkpoint_every",
         "eval.validation_every",
     }
+
+
+def test_tts_ablations_each_turn_one_component_off():
+    module = _load("tts.py")
+    full = module.get_config()
+    assert full.data.source == "mixed" and full.data.augment.speed_factors == (0.9, 1.0, 1.1)
+    for name, overrides in module.ABLATIONS.items():
+        config = module.get_config(name)
+        validate_config(config)
+        changed = {k for k, v in base_flat(config).items() if v != base_flat(full)[k]}
+        assert changed == {k for k, v in overrides.items() if base_flat(full)[k] != v}, name
+    plain = module.get_config("plain")
+    assert plain.data.source == "folder" and plain.data.augment.to_dict() == (
+        base_config().data.augment.to_dict()
+    )
+    with pytest.raises(ValueError, match="configs/tts.py:loud"):
+        module.get_config("loud")
