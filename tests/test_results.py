@@ -3,15 +3,19 @@
 One end-to-end run of the CLI (2 steps, seeds 0 and 1; csc, simclr, the time-matched simclr
 and one ablation) checks the page's rows, intervals, paired verdicts, convergence table,
 figures and commands; rerunning in-process with training replaced by a function that raises
-proves finished runs are skipped. The statistics (two-level bootstrap, the rule for a
-finding, the plateau test) are checked on synthetic scores.
+proves recorded runs are skipped; the page rebuilt from the records alone equals it; a runner
+killed (SIGKILL) mid-run leaves no record and its rerun completes the run. The statistics
+(two-level bootstrap, the rule for a finding, the plateau test) are checked on synthetic
+scores.
 """
 
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -19,7 +23,7 @@ from _train_worker import REPO, subprocess_env
 
 from csc_jax import experiments
 from csc_jax.errors import ConfigError
-from csc_jax.experiments import runner, statistics
+from csc_jax.experiments import runner, statistics, store
 
 pytestmark = pytest.mark.slow
 
@@ -64,10 +68,18 @@ def pipeline_run(tmp_path_factory, shared_cache):
     cmd = [sys.executable, "scripts/run_results.py", "--config", config_path]
     cmd += ["--steps", "2", "--seeds", "0,1", "--variants", VARIANTS]
     cmd += ["--workdir_root", str(runs), "--out", str(out_md), "--title", "Tiny results"]
+    cmd += ["--results_root", str(root / "store"), "--campaign", "tiny"]
     env = subprocess_env(compile_cache=root / "compile_cache", fast_compile=True)
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return {"root": root, "config": config_path, "md": out_md, "runs": runs, "log": proc.stdout}
+    return {
+        "root": root,
+        "config": config_path,
+        "md": out_md,
+        "runs": runs,
+        "campaign": root / "store" / "tiny",
+        "log": proc.stdout,
+    }
 
 
 def test_page_has_every_system_interval_verdict_and_figure(pipeline_run):
@@ -108,7 +120,7 @@ def test_page_has_every_system_interval_verdict_and_figure(pipeline_run):
     assert (runs / "csc-s1" / experiments.RESULTS_MARKER).is_file()
 
 
-def test_rerun_skips_finished_runs_and_a_changed_config_runs_again(pipeline_run, monkeypatch):
+def test_rerun_skips_recorded_runs_and_a_changed_config_is_one_error(pipeline_run, monkeypatch):
     import csc_jax.train_eval as train_eval
 
     def no_training(*args, **kwargs):
@@ -119,21 +131,24 @@ def test_rerun_skips_finished_runs_and_a_changed_config_runs_again(pipeline_run,
 
     base = load_config_file(pipeline_run["config"])
     variants = experiments.select_variants(VARIANTS.split(","))
-    records = experiments.run_results(
-        base, variants, (0, 1), 2, str(pipeline_run["runs"]), config_label="x", log=lambda *a: 0
-    )
-    assert len(records) == 8 and {r.status for r in records} == {"skipped"}
-    # Another training budget is another run: it must not be taken for the finished one.
+    campaign = str(pipeline_run["campaign"])
+    records, left = experiments.run_results(
+        base, variants, (0, 1), 2, str(pipeline_run["runs"]), campaign_dir=campaign,
+        config_label="x", log=lambda *a: 0,
+    )  # fmt: skip
+    assert len(records) == 8 and not left and {r.status for r in records} == {"ran"}
+    # Another training budget is another run: the record of the other one is one clear error.
+    with pytest.raises(ConfigError, match=r"csc-s0/config.json: train.steps is 2 in the record"):
+        experiments.run_results(
+            base, experiments.select_variants(["csc"]), (0,), 3, str(pipeline_run["runs"]),
+            campaign_dir=campaign, config_label="x", log=lambda *a: 0,
+        )  # fmt: skip
+    # In another campaign it is a new run (its workdir's finished run has another config).
     with pytest.raises(RuntimeError, match="train called"):
         experiments.run_results(
-            base,
-            experiments.select_variants(["csc"]),
-            (0,),
-            3,
-            str(pipeline_run["runs"]),
-            config_label="x",
-            log=lambda *a: 0,
-        )
+            base, experiments.select_variants(["csc"]), (0,), 3, str(pipeline_run["runs"]),
+            campaign_dir=campaign + "-other", config_label="x", log=lambda *a: 0,
+        )  # fmt: skip
 
 
 def _scores(rng, labels, d, noise=None):
@@ -264,19 +279,21 @@ def test_a_time_matched_variant_needs_no_equal_step_run_of_its_own(
         timed.append(sorted(configs))
         return {"csc": 0.2, "waveform-time": 1.0}
 
-    def fake_run_one(config, workdir, name, cmd, log):
+    def fake_run_and_record(config, workdir, record_dir, name, cmd, log):
         ran.append((name, int(config.train.steps), config.model.frontend))
-        return None
+        return record_dir
 
     monkeypatch.setattr(runner, "step_times", fake_step_times)
-    monkeypatch.setattr(runner, "run_one", fake_run_one)
+    monkeypatch.setattr(runner, "run_and_record", fake_run_and_record)
+    monkeypatch.setattr(runner.store, "read_record", lambda d: d)
     tiny_config.model.frontend = "stft"
     tiny_config.data.sample_rate = 16000
     variants = experiments.select_variants(["waveform-time"])
     assert [v.name for v in variants] == ["csc", "waveform-time"]
     experiments.run_results(
-        tiny_config, variants, (0,), 600, str(tmp_path), config_label="x", log=lambda *a: 0
-    )
+        tiny_config, variants, (0,), 600, str(tmp_path), campaign_dir=str(tmp_path / "c"),
+        config_label="x", log=lambda *a: 0,
+    )  # fmt: skip
     assert timed == [["csc", "waveform-time"]]
     assert ran == [("csc", 600, "stft"), ("waveform-time", 120, "waveform")]
 
@@ -330,3 +347,60 @@ def test_step_times_keep_one_measurement_per_pair_and_read_the_older_file(
     (old / runner.STEP_TIMES_FILE).write_text(json.dumps(saved))
     runner.step_times(pair("simclr-time"), str(old), log=lambda *_: None)
     assert len(calls) == 2
+
+
+def test_a_page_rebuilt_from_the_records_equals_the_page_written_after_the_runs(
+    pipeline_run, tmp_path
+):
+    """No workdir is read: the runs' folder is moved away before the rebuild."""
+    from csc_jax.config import load_config_file
+
+    runs = pipeline_run["runs"]
+    hidden = tmp_path / "runs-away"
+    os.rename(runs, hidden)
+    try:
+        out = tmp_path / "docs" / pipeline_run["md"].name
+        variants = experiments.select_variants(VARIANTS.split(","))
+        text = experiments.report_from_records(
+            load_config_file(pipeline_run["config"]), variants, (0, 1), str(out),
+            campaign_dir=str(pipeline_run["campaign"]), title="Tiny results",
+            command=_page_command(pipeline_run["md"].read_text()), log=lambda *_: None,
+        )  # fmt: skip
+    finally:
+        os.rename(hidden, runs)
+    assert text == pipeline_run["md"].read_text()
+    assert store.check_sizes(str(pipeline_run["campaign"])) == []
+
+
+def _page_command(md: str) -> str:
+    """The page's reproduce command (the first line of its first bash block)."""
+    return md.split("## Reproduce")[1].split("```bash\n")[1].splitlines()[0]
+
+
+def test_a_killed_runner_leaves_no_record_and_the_rerun_completes_it(pipeline_run, tmp_path):
+    """SIGKILL during a run's training: no record; the same command resumes and records it."""
+    from csc_jax.training import checkpointing
+
+    runs, page = tmp_path / "runs", tmp_path / "page.md"
+    cmd = [sys.executable, "scripts/run_results.py", "--config", pipeline_run["config"]]
+    cmd += ["--steps", "30", "--seeds", "2", "--variants", "csc", "--workdir_root", str(runs)]
+    cmd += ["--results_root", str(tmp_path / "store"), "--campaign", "kill", "--out", str(page)]
+    env = subprocess_env(compile_cache=pipeline_run["root"] / "compile_cache", fast_compile=True)
+    log = open(tmp_path / "killed.log", "w")
+    victim = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while not checkpointing.complete_steps(str(runs / "csc-s2")):
+        assert victim.poll() is None, open(tmp_path / "killed.log").read()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.05)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    record = tmp_path / "store" / "kill" / "csc-s2"
+    assert victim.returncode == -signal.SIGKILL and not record.exists() and not page.exists()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "(resuming from step" in proc.stdout
+    assert store.read_record(str(record)).status == "resumed" and page.is_file()
+    assert not list(record.parent.glob(".*tmp*"))

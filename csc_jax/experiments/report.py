@@ -1,8 +1,12 @@
 """The results page of a comparison: tables with intervals, paired verdicts, convergence,
-figures, commands and cost, all read from the runs' files (never typed in).
+figures, commands and cost, all read from the runs' records (never typed in, never from run
+workdirs), so a page is rebuilt from the committed store alone.
 
-Inputs per run: ``eval/results.json``, ``eval/scores.npz`` (trial scores of every system),
-``metrics.jsonl`` (losses and the validation EER) and the run's config. Statistics:
+Inputs per run, from its record (csc_jax/experiments/store.py): ``eval_results.json``,
+``scores.npz`` (per-trial score ranks of every system), ``metrics.jsonl`` (losses and the
+validation EER), ``config.json``, ``record.json`` (status, command, seconds, commit) and
+``run_info.json`` (the machine). Records from different machines are refused unless
+``allow_mixed_machines``, and then the page says which run ran where. Statistics:
 csc_jax/experiments/statistics.py (two-level bootstrap, the rule for a finding).
 """
 
@@ -14,11 +18,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from csc_jax import metrics
-from csc_jax.evaluation.report import fmt_interval, load_scores
-from csc_jax.experiments import statistics
-from csc_jax.experiments.runner import RunRecord
+from csc_jax.errors import ConfigError
+from csc_jax.evaluation.report import fmt_interval
+from csc_jax.experiments import statistics, store
+from csc_jax.experiments.store import RunRecord
+from csc_jax.experiments.time_to_accuracy import machine_of
 from csc_jax.experiments.variants import Variant, separates
-from csc_jax.io_utils import atomic_write, machine_info, markdown_table
+from csc_jax.io_utils import atomic_write, markdown_table
 
 _MAX_PNG_BYTES = 200_000
 REFERENCES = ("untrained", "log-mel", "mfcc")
@@ -31,13 +37,13 @@ def _scores(records: Sequence[RunRecord]) -> tuple[np.ndarray, np.ndarray, list[
     labels = clusters = None
     per_run = []
     for r in records:
-        lab, clu, by_sys = load_scores(os.path.join(r.workdir, "eval", "scores.npz"))
+        lab, clu, by_sys = store.load_scores(r.record_dir)
         if labels is None:
             labels, clusters = lab, clu
         elif not (np.array_equal(lab, labels) and np.array_equal(clu, clusters)):
             raise ValueError(
-                f"{r.workdir} was scored on other trials than {records[0].workdir}: every run "
-                "of a comparison must share the evaluation config"
+                f"{r.record_dir} was scored on other trials than {records[0].record_dir}: "
+                "every run of a comparison must share the evaluation config"
             )
         per_run.append(by_sys)
     return labels, clusters, per_run
@@ -136,7 +142,7 @@ def _convergence_rows(records: Sequence[RunRecord]) -> list[list[str]]:
         for key in ("val/eer_clean", "val/eer_sir0"):
             flats, slopes = [], []
             for r in runs:
-                pts = [(row["step"], row[key]) for row in read_metrics(r.workdir) if key in row]
+                pts = [(row["step"], row[key]) for row in read_metrics(r.record_dir) if key in row]
                 if len(pts) < 3:
                     continue
                 p = statistics.plateau(*zip(*pts, strict=True))
@@ -164,11 +170,26 @@ def write_report(
     title: str,
     command: str,
     bootstrap_replicates: int = 1000,
+    allow_mixed_machines: bool = False,
     log: Callable = print,
 ) -> str:
-    """Write ``out_md`` and its figures (``<dirname>/<stem>/*.png``); returns the text."""
+    """Write ``out_md`` and its figures (``<dirname>/<stem>/*.png``) from ``records`` (read
+    from the store); returns the text.
+
+    Raises:
+      ConfigError: the records come from more than one machine and not
+        ``allow_mixed_machines`` (a variant's CPU and GPU runs are never pooled silently).
+    """
     if not records:
         raise ValueError("no finished runs to report")
+    machines = {f"{r.variant}-s{r.seed}": machine_of(r.record_dir) for r in records}
+    if len(set(machines.values())) > 1 and not allow_mixed_machines:
+        raise ConfigError(
+            "the records come from different machines ("
+            + "; ".join(f"{k}: {m}" for k, m in machines.items())
+            + "): pooling them mixes machines (--allow_mixed_machines labels the page instead)"
+        )
+    mixed = len(set(machines.values())) > 1
     # Rows in the registry's order (runs are recorded in the order they ran).
     order = {v.name: i for i, v in enumerate(variants)}
     records = sorted(records, key=lambda r: (order.get(r.variant, len(order)), r.seed))
@@ -231,7 +252,7 @@ def write_report(
     for v in dict.fromkeys(r.variant for r in records):
         path = plot_variant_curves(
             v,
-            [r.workdir for r in records if r.variant == v],
+            [r.record_dir for r in records if r.variant == v],
             os.path.join(fig_dir, f"curves_{v}.png"),
         )
         if path:
@@ -245,19 +266,30 @@ def write_report(
         metrics.plot_det(curves, path, title=f"DET, {cond} (first seed of each system)")
         det_links.append(f"![DET {cond}]({_rel(path, out_dir)})")
 
-    info = machine_info()
+    info = _run_info(records[0].record_dir)
     n_trials, n_target = len(labels), int(np.sum(labels))
     described = {v.name: v for v in variants}
     lines = [
         f"# {title}",
         "",
         "Generated by `csc_jax/experiments` (`scripts/run_results.py`); every number is read "
-        "from the runs' `eval/results.json`, `eval/scores.npz` and `metrics.jsonl`.",
+        "from the runs' records (results/README.md): `eval_results.json`, `scores.npz` and "
+        "`metrics.jsonl`.",
         "",
         "## Summary",
         "",
         _summary(diff_rows, conds, primary),
         "",
+        *(
+            [
+                "**Mixed machines:** these runs ran on "
+                + "; ".join(sorted(set(machines.values())))
+                + " (see Cost); seeds of one variant from different machines are pooled.",
+                "",
+            ]
+            if mixed
+            else []
+        ),
         "## Speaker verification",
         "",
         f"{n_trials} trials ({n_target} target) over {len(set(clusters.tolist()))} enrollment "
@@ -328,24 +360,32 @@ def write_report(
         "",
         "## Cost",
         "",
-        f"Machine: {info['cpu']}, {info['usable_cores']} usable cores, {info['os']}; jax "
-        f"{info['jax']} ({info['backend']}); allocator: {info['allocator']}.",
+        (
+            f"Machine: {info.get('cpu')}, {info.get('usable_cores')} usable cores, "
+            f"{info.get('os')}; jax {info.get('jax')} ({info.get('backend')}); allocator: "
+            f"{info.get('allocator')}."
+            if not mixed
+            else "Machines: per run in the table below (the runs' run_info.json)."
+        ),
         "",
         "`training s`: the training loop's wall time without validation (the last "
         "`train_seconds` of the run's metrics.jsonl; n/a for runs trained before it was "
         "logged); `train + validation s`: the whole train.py call before the evaluation.",
         "",
         markdown_table(
-            ["run", "status", "steps", "training s", "train + validation s", "eval s"],
+            ["run", "status", "steps", "training s", "train + validation s", "eval s", "commit"]
+            + (["machine"] if mixed else []),
             [
                 [
                     f"{r.variant}-s{r.seed}",
                     r.status,
                     r.config["train"]["steps"],
-                    _training_seconds(r.workdir),
+                    _training_seconds(r.record_dir),
                     f"{r.train_seconds:.0f}",
                     f"{r.eval_seconds:.0f}",
+                    (r.commit[:7] + ("+dirty" if r.commit.endswith("+dirty") else "")) or "?",
                 ]
+                + ([machines[f"{r.variant}-s{r.seed}"]] if mixed else [])
                 for r in records
             ],  # fmt: skip
         ),
@@ -379,6 +419,17 @@ def _summary(diff_rows: dict, conds: Sequence[str], primary: str) -> str:
             text += f"; no finding in {', '.join(none)}"
         parts.append(text + ".")
     return " ".join(parts)
+
+
+def _run_info(record_dir: str) -> dict:
+    """The record's run_info.json ({} when absent)."""
+    import json
+
+    try:
+        with open(os.path.join(record_dir, "run_info.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 def _training_seconds(workdir: str) -> str:

@@ -1,10 +1,16 @@
-"""Train and evaluate every (variant, seed) of a comparison, resumably.
+"""Train and evaluate every (variant, seed) of a comparison, resumably, into the results store.
 
-Each run goes to ``<workdir_root>/<variant>-s<seed>`` and is exactly one
+Each run trains in ``<workdir_root>/<variant>-s<seed>`` (local disk) and, once evaluated,
+leaves a compact record in ``<campaign_dir>/<variant>-s<seed>`` (csc_jax/experiments/store.py),
+which pages are built from. A (variant, seed) whose record exists with the same config is not
+run again; a record of another config is an error naming the record and the key. ``only``
+runs a subset and ``time_budget_minutes`` stops starting runs once the budget is spent, so a
+campaign proceeds in pieces, on several machines and days. A run is exactly one
 ``python train.py --config <base> --workdir <dir> <overrides>`` (train with the validation
 EER, then the verification protocol). A run whose workdir holds a finished evaluation of the
 same config (the marker ``RESULTS_MARKER`` plus ``eval/results.json`` and ``eval/scores.npz``)
-is not run again; an interrupted run resumes from its newest checkpoint.
+is not trained again (only its record is written); an interrupted run resumes from its newest
+checkpoint.
 
 Equal wall time. A variant with ``match_time_of`` trains as long as the variant it matches: its
 steps are ``round(steps * t_other / t_self, -1)``, with t the seconds per train step of the
@@ -14,14 +20,14 @@ two steps compiled side by side and timed in alternating rounds, once, before th
 matched run, so that load on the machine hits both alike. (The steps/s the runs log are not
 used: a run that trained while something else ran logged half its idle rate, which gave the
 matched variant about twice its fair time.) The measurement is written to ``STEP_TIMES_FILE``
-in the workdir root and reused by every seed and every rerun of the same configs; the chosen
+in the campaign folder, keyed by the machine (step times only compare on one machine), and
+reused by every seed and every rerun of the same configs on that machine; the chosen
 step count is stored in the run's config and printed in its command, so the run can be repeated
 exactly.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shlex
@@ -31,37 +37,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from csc_jax import config as config_lib
+from csc_jax.experiments import store
+from csc_jax.experiments.store import STEP_TIMES_FILE, RunRecord
 from csc_jax.experiments.variants import Variant, run_config
 from csc_jax.io_utils import atomic_write_json
 
 RESULTS_MARKER = "results_run.json"  # written into a run's workdir after its evaluation
-STEP_TIMES_FILE = "step_times.json"  # in the workdir root: the equal-time measurement
 # Keys that cannot change a run's numbers (ignored when deciding whether a run is finished).
 _IGNORED_KEYS = ("train.progress_bar",)
-
-
-@dataclasses.dataclass
-class RunRecord:
-    """One finished (variant, seed) run."""
-
-    variant: str
-    seed: int
-    workdir: str
-    config: dict
-    results: dict  # results.json's 'results': {system: {condition: {eer, eer_ci, ...}}}
-    train_seconds: float
-    eval_seconds: float
-    status: str  # 'ran' (from scratch), 'resumed' (from a checkpoint) or 'skipped' (done before)
-    command: str = ""
-
-    @property
-    def total_seconds(self) -> float:
-        return self.train_seconds + self.eval_seconds
-
-    @property
-    def system(self) -> str:
-        """The trained system's row name in results.json ('csc' or 'simclr')."""
-        return self.config["method"]
 
 
 def _flat_json(config) -> dict:
@@ -103,20 +86,26 @@ def read_results(workdir: str) -> dict:
         return json.load(f)["results"]
 
 
-def run_one(
-    config, workdir: str, variant: str, command: str = "", log: Callable = print
-) -> RunRecord:
-    """Train (or resume) and evaluate one run; skip it if ``workdir`` already finished it."""
+def run_one(config, workdir: str, variant: str, log: Callable = print) -> dict:
+    """Train (or resume) and evaluate one run in ``workdir``; skip training if the workdir
+    already finished it.
+
+    Returns:
+      {'train_seconds', 'eval_seconds', 'status' ('ran' | 'resumed'), 'resumed_from_step'}.
+    """
     from csc_jax.train_eval import train_and_evaluate
     from csc_jax.training import checkpointing
 
     done = finished_run(workdir, config)
     if done is not None:
-        log(f"[results] {variant} seed {config.seed}: finished before, skipped ({workdir})")
-        return RunRecord(
-            variant, int(config.seed), workdir, done["config"], read_results(workdir),
-            float(done["train_seconds"]), float(done["eval_seconds"]), "skipped", command,
-        )  # fmt: skip
+        log(f"[results] {variant} seed {config.seed}: finished before in {workdir}")
+        resumed = done.get("resumed_from_step")
+        return {
+            "train_seconds": float(done["train_seconds"]),
+            "eval_seconds": float(done["eval_seconds"]),
+            "status": "resumed" if resumed else "ran",
+            "resumed_from_step": resumed,
+        }
     marker = os.path.join(workdir, RESULTS_MARKER)
     if os.path.exists(marker):  # a stale marker of another config must not survive a crash
         os.remove(marker)
@@ -127,26 +116,45 @@ def run_one(
     )
     timings: dict = {}
     train_and_evaluate(config, workdir, timings=timings)
-    record = RunRecord(
-        variant, int(config.seed), workdir, json.loads(json.dumps(config.to_dict())),
-        read_results(workdir), timings["train_seconds"], timings["eval_seconds"],
-        "resumed" if resumed_from else "ran", command,
-    )  # fmt: skip
+    out = {
+        "train_seconds": float(timings["train_seconds"]),
+        "eval_seconds": float(timings["eval_seconds"]),
+        "status": "resumed" if resumed_from else "ran",
+        "resumed_from_step": resumed_from,
+    }
     atomic_write_json(
         marker,
         {
-            "config": record.config,
-            "train_seconds": record.train_seconds,
-            "eval_seconds": record.eval_seconds,
+            "config": json.loads(json.dumps(config.to_dict())),
+            "train_seconds": out["train_seconds"],
+            "eval_seconds": out["eval_seconds"],
             "resumed_from_step": resumed_from,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         },
     )
     log(
-        f"[results] {variant} seed {config.seed}: train {record.train_seconds:.0f} s, "
-        f"eval {record.eval_seconds:.0f} s"
+        f"[results] {variant} seed {config.seed}: train {out['train_seconds']:.0f} s, "
+        f"eval {out['eval_seconds']:.0f} s"
     )
-    return record
+    return out
+
+
+def run_and_record(
+    config, workdir: str, record_dir: str, variant: str, command: str, log: Callable = print
+) -> str:
+    """:func:`run_one`, then its record in ``record_dir`` (atomically); returns record_dir."""
+    done = run_one(config, workdir, variant, log)
+    store.write_record(
+        record_dir,
+        workdir,
+        variant=variant,
+        seed=int(config.seed),
+        config=json.loads(json.dumps(config.to_dict())),
+        command=command,
+        **done,
+    )
+    log(f"[results] {variant} seed {config.seed}: record {record_dir}")
+    return record_dir
 
 
 def plan(variants: Sequence[Variant], seeds: Sequence[int]) -> list[tuple[Variant, int]]:
@@ -191,16 +199,26 @@ def matched_steps(steps: int, seconds_per_step_other: float, seconds_per_step_ow
     return max(10, int(round(steps * seconds_per_step_other / seconds_per_step_own, -1)))
 
 
-def step_times(configs: dict, workdir_root: str, log: Callable = print) -> dict[str, float]:
-    """Seconds per step of each config: from ``STEP_TIMES_FILE`` if it holds a measurement of
-    these very configs (seed and steps aside), else measured now (:func:`measure_step_times`)
-    and added to the file (which keeps one entry per measured set of configs, so a page with
-    several time-matched variants measures each pair once)."""
+def this_machine() -> str:
+    """This process's machine key (csc_jax/experiments/time_to_accuracy.py machine_key)."""
+    from csc_jax.experiments.time_to_accuracy import machine_key
+    from csc_jax.io_utils import machine_info
+
+    return machine_key(machine_info())
+
+
+def step_times(configs: dict, campaign_dir: str, log: Callable = print) -> dict[str, float]:
+    """Seconds per step of each config on this machine: from ``STEP_TIMES_FILE`` if it holds a
+    measurement of these very configs (seed and steps aside) made on this machine, else
+    measured now (:func:`measure_step_times`) and added to the file (one entry per measured
+    set of configs and machine, so a page with several time-matched variants measures each
+    pair once, and each machine its own)."""
 
     def key(config) -> dict:
         return {k: v for k, v in _flat_json(config).items() if k not in ("seed", "train.steps")}
 
-    path = os.path.join(workdir_root, STEP_TIMES_FILE)
+    path = os.path.join(campaign_dir, STEP_TIMES_FILE)
+    machine = this_machine()
     wanted = {name: key(c) for name, c in configs.items()}
     try:
         with open(path) as f:
@@ -211,20 +229,50 @@ def step_times(configs: dict, workdir_root: str, log: Callable = print) -> dict[
         entries = []
     for entry in entries:
         try:
-            if all(entry["configs"].get(n) == k for n, k in wanted.items()):
-                log(f"[results] equal wall time: step times from {path}")
+            if entry.get("machine") == machine and all(
+                entry["configs"].get(n) == k for n, k in wanted.items()
+            ):
+                log(f"[results] equal wall time: step times on {machine} from {path}")
                 return {n: float(entry["times"][n]["seconds_per_step"]) for n in wanted}
         except (KeyError, TypeError, AttributeError):
             continue
-    log(f"[results] equal wall time: timing the steps of {', '.join(configs)} side by side")
+    log(
+        f"[results] equal wall time: timing the steps of {', '.join(configs)} side by side "
+        f"on {machine}"
+    )
     times = measure_step_times(configs)
-    os.makedirs(workdir_root, exist_ok=True)
-    entries = [e for e in entries if isinstance(e, dict)] + [{"configs": wanted, "times": times}]
+    os.makedirs(campaign_dir, exist_ok=True)
+    entries = [e for e in entries if isinstance(e, dict)]
+    entries.append({"machine": machine, "configs": wanted, "times": times})
     atomic_write_json(path, {"entries": entries})
     for name, t in times.items():
         rounds = ", ".join(f"{x:.3f}" for x in t["per_round"])
         log(f"[results]   {name}: {t['seconds_per_step']:.3f} s/step (rounds: {rounds})")
     return {n: t["seconds_per_step"] for n, t in times.items()}
+
+
+def parse_only(text: str, variants: Sequence[Variant], seeds: Sequence[int]) -> set:
+    """'csc/0,simclr/1' -> {('csc', 0), ('simclr', 1)}; ConfigError on a pair outside the
+    campaign's variants and seeds."""
+    names = {v.name for v in variants}
+    pairs = set()
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        name, _, seed = item.rpartition("/")
+        try:
+            pair = (name, int(seed))
+        except ValueError:
+            raise config_lib.ConfigError(f"--only {item!r}: expected variant/seed") from None
+        if pair[0] not in names or pair[1] not in seeds:
+            raise config_lib.ConfigError(
+                f"--only {item!r}: not in this campaign (variants {', '.join(sorted(names))}; "
+                f"seeds {', '.join(map(str, seeds))})"
+            )
+        pairs.add(pair)
+    if not pairs:
+        raise config_lib.ConfigError(f"--only {text!r}: no variant/seed pairs")
+    return pairs
 
 
 def run_results(
@@ -234,41 +282,72 @@ def run_results(
     steps: int,
     workdir_root: str,
     *,
+    campaign_dir: str,
     config_label: str,
+    only: set | None = None,
+    time_budget_minutes: float | None = None,
     log: Callable = print,
-) -> list[RunRecord]:
-    """Train and evaluate every (variant, seed); returns one RunRecord per run, in order.
+) -> tuple[list[RunRecord], list[tuple[str, int]]]:
+    """Run every (variant, seed) without a record (or those in ``only``), recording each.
 
     A time-matched variant (``match_time_of``) needs the variant it matches in ``variants``;
     its own step time is measured on its own config, so no equal-step run of it is needed.
+    Once ``time_budget_minutes`` have passed no further run starts (the current one finishes).
+
+    Returns:
+      (the records of every planned pair that has one, in plan order; the (variant, seed)
+      pairs of ``only`` (default: all) still without a record).
     """
     by_name = {v.name: v for v in variants}
-
-    def workdir_of(name: str, seed: int) -> str:
-        return os.path.join(workdir_root, f"{name}-s{seed}")
-
-    records = []
+    start = time.monotonic()
+    records, left = [], []
     for variant, seed in plan(variants, seeds):
+        record_dir = os.path.join(campaign_dir, store.record_name(variant.name, seed))
+        exists = os.path.isfile(os.path.join(record_dir, store.RECORD_FILE))
+        if not exists and only is not None and (variant.name, seed) not in only:
+            continue
+        if variant.match_time_of and variant.match_time_of not in by_name:
+            raise config_lib.ConfigError(
+                f"variant {variant.name} matches the wall time of {variant.match_time_of}: "
+                f"run it together with {variant.match_time_of}"
+            )
+        if exists:
+            # A time-matched run's steps come from its machine's step times: every other key
+            # must match.
+            ignore = _IGNORED_KEYS + (("train.steps",) if variant.match_time_of else ())
+            config = run_config(base_config, variant, seed, steps)
+            problem = store.config_difference(record_dir, _flat_json(config), ignore)
+            if problem:
+                raise config_lib.ConfigError(problem)
+            log(f"[results] {variant.name} seed {seed}: recorded before ({record_dir})")
+            records.append(store.read_record(record_dir))
+            continue
+        spent = (time.monotonic() - start) / 60.0
+        if time_budget_minutes is not None and spent >= time_budget_minutes:
+            left.append((variant.name, seed))
+            continue
         run_steps = steps
         if variant.match_time_of:
-            if variant.match_time_of not in by_name:
-                raise config_lib.ConfigError(
-                    f"variant {variant.name} matches the wall time of {variant.match_time_of}: "
-                    f"run it together with {variant.match_time_of}"
-                )
             # Its own step is timed from its own config (no equal-step run of it is needed).
             other, own = variant.match_time_of, variant.name
             times = step_times(
                 {n: run_config(base_config, by_name[n], seed, steps) for n in (other, own)},
-                workdir_root,
+                campaign_dir,
                 log,
             )
             run_steps = matched_steps(steps, times[other], times[own])
         config = run_config(base_config, variant, seed, run_steps)
-        workdir = workdir_of(variant.name, seed)
+        workdir = os.path.join(workdir_root, store.record_name(variant.name, seed))
         cmd = " ".join(
             ["python train.py", f"--config {config_label}", f"--workdir {workdir}"]
             + override_args(config, base_config)
         )
-        records.append(run_one(config, workdir, variant.name, cmd, log))
-    return records
+        records.append(
+            store.read_record(run_and_record(config, workdir, record_dir, variant.name, cmd, log))
+        )
+    if left:
+        log(
+            f"[results] time budget of {time_budget_minutes:g} min spent: not started "
+            f"{', '.join(f'{n}/{s}' for n, s in left)}; rerun the same command to continue"
+        )
+    return records, left

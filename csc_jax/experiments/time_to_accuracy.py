@@ -55,12 +55,19 @@ def read_curves(workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def machine_of(workdir: str) -> str:
-    """'<cpu> x <cores>' (or the device kind) from the run's run_info.json; '?' if absent."""
+    """'<cpu> x <cores>' (or the device kind) from the run's (or record's) run_info.json; '?'
+    if absent."""
     try:
         with open(os.path.join(workdir, "run_info.json")) as f:
             info = json.load(f)
     except (OSError, ValueError):
         return "?"
+    return machine_key(info)
+
+
+def machine_key(info: Mapping) -> str:
+    """The machine of a machine_info() dict (csc_jax/io_utils.py): the accelerator's device
+    kind, or '<cpu> x <cores>' on CPU. Wall times only compare under one key."""
     device = info.get("device_kind") or info.get("backend") or ""
     if device and device.lower() != "cpu":
         return str(device)
