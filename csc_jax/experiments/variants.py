@@ -34,6 +34,29 @@ class Variant:
     match_time_of: str = ""
 
 
+# The transfer recipe's components (configs/tts.py), each as the overrides that turn it off:
+# the recipe's ablations, one component at a time, and 'plain' (none of them: the recorded
+# voices alone, as they are).
+TRANSFER_ABLATIONS: dict[str, dict[str, Any]] = {
+    "no-mixed": {"data.source": "folder"},
+    "no-speed": {"data.augment.speed_factors": ()},
+    "no-channel": {
+        "data.augment.eq_prob": 0.0,
+        "data.augment.band_limit_prob": 0.0,
+        "data.augment.telephone_prob": 0.0,
+        "data.augment.reverb_prob": 0.0,
+    },
+    "no-babble": {"data.augment.babble_prob": 0.0},
+}
+TRANSFER_ABLATIONS["plain"] = {k: v for a in TRANSFER_ABLATIONS.values() for k, v in a.items()}
+_TRANSFER_WHAT = {
+    "no-mixed": "without the procedural corpus (recorded voices only)",
+    "no-speed": "without pseudo-speakers (speed perturbation)",
+    "no-channel": "without random channels (reverb, EQ, band limits, telephone band)",
+    "no-babble": "without babble interferers",
+    "plain": "with none of its components: the recorded voices alone, as they are",
+}
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("csc", {}, "CSC as defined in docs/method.md (the base config)"),
     Variant(
@@ -77,6 +100,11 @@ VARIANTS: tuple[Variant, ...] = (
         {"loss.component_conditions": 1},
         "cheaper CSC: components of one of the K conditions embedded (a third of the passes)",
     ),
+) + tuple(
+    Variant(
+        f"csc-{name}", overrides, f"the transfer recipe (configs/tts.py) {_TRANSFER_WHAT[name]}"
+    )
+    for name, overrides in TRANSFER_ABLATIONS.items()
 )
 
 
