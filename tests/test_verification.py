@@ -23,7 +23,9 @@ def trained(tmp_path_factory, shared_cache):
     """A tiny model trained 4 steps with the validation EER every 2 steps, then evaluated."""
     from csc_jax.train_eval import train_and_evaluate
 
-    config = make_tiny_config(shared_cache, **{"train.eval_at_end": True})
+    config = make_tiny_config(
+        shared_cache, **{"train.eval_at_end": True, "eval.query_scoring": True}
+    )
     workdir = tmp_path_factory.mktemp("verification") / "run"
     results = train_and_evaluate(config, str(workdir))
     return config, workdir, results
@@ -35,7 +37,7 @@ def test_every_system_and_condition_has_an_interval_and_paired_differences(train
         report = json.load(f)
     assert report["results"] == results
     conditions = ["clean", "SNR 10 dB", "SNR 5 dB", "SNR 0 dB", "SIR 5 dB", "SIR 0 dB"]
-    assert list(results) == ["csc", "csc+extract", "untrained", "log-mel", "mfcc"]
+    assert list(results) == ["csc", "csc+extract", "csc+query", "untrained", "log-mel", "mfcc"]
     meta = report["meta"]
     assert meta["bootstrap_unit"] == "enrollment speaker" and meta["bootstrap_replicates"] == 100
     for name, rows in results.items():
@@ -46,7 +48,13 @@ def test_every_system_and_condition_has_an_interval_and_paired_differences(train
             assert row["min_dcf_ci"][0] <= row["min_dcf"] <= row["min_dcf_ci"][1]
             expected = config.eval.extraction_max_trials if name == "csc+extract" else 40
             assert row["trials"] == min(expected, meta["num_trials"])
-    assert set(report["paired"]) == {"csc - untrained", "csc - log-mel", "csc - mfcc"}
+    # 'csc+query' is scored on every trial, so it is paired with 'csc' like the references.
+    assert set(report["paired"]) == {
+        "csc - csc+query",
+        "csc - untrained",
+        "csc - log-mel",
+        "csc - mfcc",
+    }
     for by_cond in report["paired"].values():
         for d in by_cond.values():
             assert d["ci"][0] <= d["diff"] <= d["ci"][1]

@@ -196,6 +196,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.max_trials = 0  # trial-list subset (half target, half non-target); 0 = all
     c.eval.extraction_scoring = True  # also score through target extraction (CSC models)
     c.eval.extraction_max_trials = 1000  # extraction is per trial: a fixed subset; 0 = all
+    # Also score 'csc+query' (CSC models with cross-attention): the test side attended with the
+    # enrollment's query (docs/method.md "Verification embedding"); on every trial. Off by
+    # default: on the 11,880-trial protocol its per-trial scores double a results record's
+    # scores.npz (146 -> 282 KB), over the store's 300 KB budget (csc_jax/experiments/store.py);
+    # it adds ~15 % to the demo's evaluation time.
+    c.eval.query_scoring = False
     # 95 % intervals: percentile bootstrap over enrollment speakers ('speaker') or trials.
     c.eval.bootstrap_unit = "speaker"
     c.eval.bootstrap_replicates = 1000
@@ -482,6 +488,11 @@ def validate_config(config, num_devices: int | None = None) -> None:
         flat["eval.bootstrap_unit"] in ("speaker", "trial"),
         "eval.bootstrap_unit",
         "must be 'speaker' or 'trial'",
+    )
+    need(
+        isinstance(flat["eval.query_scoring"], bool),
+        "eval.query_scoring",
+        "must be True or False",
     )
     need(
         isinstance(flat["eval.validation_on_test"], bool),

@@ -8,6 +8,12 @@ eval_set.py: each test utterance corrupted once per condition, enrollment clean)
   extraction conditioned on the enrollment's global vector, then embedded. Extraction depends
   on the (enrollment, test) pair, so its cost grows with trials: it is scored on a fixed
   subset of ``eval.extraction_max_trials`` trials (its own trial count is reported);
+* ``csc+query`` (a model with cross-attention, ``eval.query_scoring``): the test side is the
+  cross-attention over the TEST utterance's frames with the ENROLLMENT's query,
+  ``c_{t|e} = Attn(W_q mean_t h_e, z_t)``, cosine scored against the enrollment's own vector;
+  the query selects the test frames that look like the enrolled speaker. Each test utterance
+  goes through the trunk once per condition (shared with the model's plain scoring) and only
+  the attention is per trial, so it is scored on every trial;
 * references: ``untrained`` (the same architecture at initialisation), ``log-mel`` (mean and
   std of 40 log-mel bands, centred on training data) and ``mfcc`` (mean log-mel + MFCC std over
   voiced frames, CMN, z-scored on training data) at the model's rate, plus ``mfcc@<rate>``
@@ -41,7 +47,11 @@ from csc_jax.evaluation.report import format_table, write_reports
 from csc_jax.inference.batched import BatchedModel
 from csc_jax.training import checkpointing
 
-SCORING_MODES = ("plain", "extract")
+SCORING_MODES = ("plain", "extract", "query")
+# Queries per test utterance in one 'query' slot: an utterance in more trials than this gets
+# several slots (its trunk pass is then repeated), so one skewed trial list cannot blow up the
+# padded (slots, Q) query array.
+QUERY_SLOT_CAP = 64
 LEVEL = 0.95
 REFERENCE_UTTERANCES = 200  # training utterances for the references' centring / z-scoring
 
@@ -49,8 +59,10 @@ REFERENCE_UTTERANCES = 200  # training utterances for the references' centring /
 @dataclasses.dataclass
 class System:
     """One scored system: ``embedder.embed((N, T)) -> (N, D)``; 'extract' scoring also needs
-    ``global_vectors`` and ``extract``. ``eval_set``: the audio it is scored on (None = the
-    protocol's own, at the model's rate; another rate's set has the same trials)."""
+    ``global_vectors`` and ``extract``, 'query' scoring ``embed_and_query`` and
+    ``embed_and_attend`` (:class:`~csc_jax.inference.batched.BatchedModel`). ``eval_set``: the
+    audio it is scored on (None = the protocol's own, at the model's rate; another rate's set
+    has the same trials)."""
 
     name: str
     embedder: object
@@ -153,6 +165,63 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     )
 
 
+def query_slots(test_row: np.ndarray, cap: int = QUERY_SLOT_CAP) -> tuple[np.ndarray, np.ndarray]:
+    """Group trials by test utterance for 'query' scoring: one trunk pass per slot.
+
+    Args:
+      test_row: (N,) int64, each trial's test utterance row (EvalSet.test_row).
+      cap: most trials per slot.
+
+    Returns:
+      (slot_test (S,) int64 test rows, ascending; slot_trials (S, Q) int64 trial indices in
+      trial order, -1 = padding), Q = min(cap, most trials of one test utterance). Every trial
+      is in exactly one slot.
+    """
+    if cap < 1:
+        raise ValueError(f"query_slots: cap must be >= 1, got {cap}")
+    order = np.argsort(test_row, kind="stable")
+    rows, starts, counts = np.unique(test_row[order], return_index=True, return_counts=True)
+    q = int(min(cap, counts.max()))
+    slot_test, slot_trials = [], []
+    for row, start, count in zip(rows, starts, counts, strict=True):
+        for lo in range(0, count, q):
+            idx = order[start + lo : start + min(count, lo + q)]
+            slot_test.append(row)
+            slot_trials.append(np.pad(idx, (0, q - idx.size), constant_values=-1))
+    return np.array(slot_test, np.int64), np.stack(slot_trials).astype(np.int64)
+
+
+def _test_side(embedder, tests: np.ndarray, es: EvalSet, enroll: dict, query: bool) -> dict:
+    """One embedder's test-side outputs under one condition: 'emb' (U, D) always; with
+    ``query``, also 'query_scores' (N,) float64 per trial, cos(c_e, Attn(q_e, z_t))."""
+    if not query:
+        return {"emb": embedder.embed(tests)}
+    # EvalSet.tests fits every utterance to one length, so all test utterances have the same
+    # number of frames and the attention needs no padding mask.
+    if tests.ndim != 2 or tests.shape[0] != len(es.test_keys):
+        raise ValueError(
+            f"query scoring needs the test set as one (U={len(es.test_keys)}, T) array of "
+            f"equal-length utterances, got shape {tests.shape}"
+        )
+    slot_test, slot_trials = query_slots(es.test_row)
+    valid = slot_trials >= 0
+    trial = np.where(valid, slot_trials, 0)
+    # Padding queries are zeros: computed (LayerNorm of zero is finite) and dropped.
+    queries = np.where(valid[..., None], enroll["query"][es.enroll_row[trial]], 0.0)
+    identity = slot_test.size == tests.shape[0] and np.array_equal(
+        slot_test, np.arange(slot_test.size)
+    )
+    x = tests if identity else tests[slot_test]
+    slot_emb, vectors = embedder.embed_and_attend(x, queries.astype(np.float32))
+    emb = np.empty((tests.shape[0], slot_emb.shape[1]), slot_emb.dtype)
+    emb[slot_test] = slot_emb  # an utterance split over slots: the same embedding each time
+    scores = np.empty(len(es.trials), np.float64)
+    scores[slot_trials[valid]] = _cosine(
+        enroll["emb"][es.enroll_row[slot_trials[valid]]], vectors[valid]
+    )
+    return {"emb": emb, "query_scores": scores}
+
+
 def score_systems(
     systems: list[System], eval_set: EvalSet, conditions, *, extraction_trials: np.ndarray
 ) -> dict:
@@ -168,31 +237,47 @@ def score_systems(
                 f"system {s.name!r}: scoring {s.scoring!r} is not one of {SCORING_MODES}"
             )
     all_trials = np.arange(len(eval_set.trials))
-    # Enrollment is clean, so its embeddings (and, for extraction scoring, its global vectors)
-    # are computed once per embedder and audio, not once per system and condition: 'csc' and
-    # 'csc+extract' share one model.
+    # Enrollment is clean, so its embeddings (and, for extraction scoring, its global vectors;
+    # for query scoring, its queries) are computed once per embedder and audio, not once per
+    # system and condition: 'csc', 'csc+extract' and 'csc+query' share one model. A model
+    # with a 'query' system gets its embeddings and queries from one trunk pass, and so its
+    # test embeddings with the queried vectors (the same function as ``embed``).
+    key_of = lambda s: (id(s.embedder), id(s.eval_set or eval_set))  # noqa: E731
+    queried = {key_of(s) for s in systems if s.scoring == "query"}
     enroll, cache = {}, {}
     for s in systems:
         es = s.eval_set or eval_set
-        key = (id(s.embedder), id(es))
+        key = key_of(s)
         if key not in cache:
             wave = es.enrollment()
-            cache[key] = {"wave": wave, "emb": s.embedder.embed(wave)}
+            cache[key] = {"wave": wave}
+            if key in queried:
+                cache[key]["emb"], cache[key]["query"] = s.embedder.embed_and_query(wave)
+            else:
+                cache[key]["emb"] = s.embedder.embed(wave)
         if s.scoring == "extract" and "vectors" not in cache[key]:
             cache[key]["vectors"] = s.embedder.global_vectors(cache[key]["wave"])
         enroll[s.name] = cache[key]
     out: dict = {s.name: {} for s in systems}
     for ci, condition in enumerate(conditions):
         tests_by_set: dict[int, np.ndarray] = {}
+        side: dict[tuple, dict] = {}
         for s in systems:
             es = s.eval_set or eval_set
             if id(es) not in tests_by_set:
                 tests_by_set[id(es)] = es.tests(condition, ci)
             tests = tests_by_set[id(es)]
             emb = enroll[s.name]["emb"]
+            key = key_of(s)
+            if s.scoring in ("plain", "query") and key not in side:
+                side[key] = _test_side(s.embedder, tests, es, enroll[s.name], key in queried)
             if s.scoring == "plain":
-                test_emb = s.embedder.embed(tests)
+                test_emb = side[key]["emb"]
                 sc = _cosine(emb[es.enroll_row], test_emb[es.test_row])
+                out[s.name][condition.name] = {"scores": sc, "trials": all_trials}
+                continue
+            if s.scoring == "query":
+                sc = side[key]["query_scores"]
                 out[s.name][condition.name] = {"scores": sc, "trials": all_trials}
                 continue
             idx = extraction_trials
@@ -330,6 +415,18 @@ def reference_systems(config, model, eval_set: EvalSet) -> list[System]:
     return out
 
 
+def trained_systems(config, trained: BatchedModel) -> list[System]:
+    """The trained model's systems: its own (``config.method``), and for CSC 'csc+extract'
+    (``eval.extraction_scoring``) and 'csc+query' (``eval.query_scoring``, only for a model
+    with cross-attention: a mean-pooling ablation has no query, so it is not offered)."""
+    systems = [System(config.method, trained)]
+    if config.method == "csc" and config.eval.extraction_scoring:
+        systems.append(System("csc+extract", trained, "extract"))
+    if config.method == "csc" and config.eval.query_scoring and config.model.use_cross_attention:
+        systems.append(System("csc+query", trained, "query"))
+    return systems
+
+
 def evaluate_workdir(config, workdir: str, *, model=None, params=None, step=None, outdir=None):
     """Evaluate a run against the references; print and save the tables.
 
@@ -343,10 +440,7 @@ def evaluate_workdir(config, workdir: str, *, model=None, params=None, step=None
     outdir = outdir or os.path.join(workdir, "eval")
     eval_set = load_eval_set(config)
     trained = BatchedModel(model, params, config.eval.batch_size)
-    systems = [System(config.method, trained)]
-    if config.method == "csc" and config.eval.extraction_scoring:
-        systems.append(System("csc+extract", trained, "extract"))
-    systems += reference_systems(config, model, eval_set)
+    systems = trained_systems(config, trained) + reference_systems(config, model, eval_set)
     results, paired = run_protocol(systems, eval_set, config, outdir, primary=config.method)
     print(format_table(results, paired), flush=True)
     print(

@@ -260,6 +260,79 @@ class CSCModel(nn.Module):
         c, _ = self.global_vector(h, z)
         return c[:, 0]
 
+    # ------------------------------------------------------------------ enrollment-queried
+    # scoring ('csc+query', docs/method.md "Verification embedding"): the test side's vector is
+    # the cross-attention over the TEST utterance's frames with the ENROLLMENT's query. The
+    # pieces mirror :meth:`global_vectors` op for op (K = 1 axis included), so that
+    # ``attend(*query_and_frames(x))`` is the same computation as ``global_vectors(x)``.
+    def _require_attention(self, what: str) -> None:
+        if not self.use_cross_attention:
+            raise ValueError(
+                f"CSCModel.{what} needs the cross-attention (model.use_cross_attention=True); "
+                "a mean-pooling model has no query"
+            )
+
+    def query_and_frames(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """The cross-attention's inputs of single utterances, before attending.
+
+        Args:
+          x: (B, T) waveforms.
+
+        Returns:
+          (query (B, Bn) float32: the time-mean of the bottom-up embedding h, before W_q;
+          frames z (B, F, D) in the model's compute dtype: frame-level speaker representations).
+        """
+        self._require_attention("query_and_frames")
+        _, h, z = self.bottom_up(x[:, None, :])
+        return _mean_query(h)[:, 0], z[:, 0]
+
+    def attend(self, query: jnp.ndarray, frames: jnp.ndarray) -> jnp.ndarray:
+        """Unnormalised global vectors of ``frames`` seen from ``query`` (the module's own
+        cross-attention: the same LayerNorms and W_q, W_k, W_v, W_o as :meth:`global_vector`).
+
+        Args:
+          query: (B, Bn) one query per utterance, or (B, Q, Bn) Q queries per utterance
+            (as :meth:`query_and_frames` returns them, float32).
+          frames: (B, F, D) speaker frames of one utterance each.
+
+        Returns:
+          (B, D) float32 for a (B, Bn) query, (B, Q, D) float32 for (B, Q, Bn) queries.
+        """
+        self._require_attention("attend")
+        single = query.ndim == frames.ndim - 1
+        if single:
+            query = query[..., None, :]  # the K = 1 query axis of global_vector
+        if query.shape[:-2] != frames.shape[:-2]:
+            raise ValueError(
+                f"CSCModel.attend: query {query.shape} and frames {frames.shape} must share "
+                "their leading (batch) axes"
+            )
+        c, _ = self.attention(query.astype(self.dtype), frames)
+        return c[..., 0, :] if single else c
+
+    def embed_and_query(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Enrollment side of 'csc+query' in one pass: (B, T) -> (embedding (B, D) float32 unit
+        vectors as :meth:`embed`, query (B, Bn) float32 as :meth:`query_and_frames`)."""
+        query, z = self.query_and_frames(x)
+        return _l2_normalise(self.attend(query, z)), query
+
+    def embed_and_attend(
+        self, x: jnp.ndarray, queries: jnp.ndarray
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Test side of 'csc+query' in one pass over the trunk.
+
+        Args:
+          x: (B, T) test waveforms.
+          queries: (B, Q, Bn) float32 queries (enrollments' :meth:`query_and_frames` queries)
+            to attend each utterance's frames with; padding queries are computed and ignored.
+
+        Returns:
+          (embedding (B, D) float32 unit vectors, the utterance's own as :meth:`embed`;
+          queried vectors (B, Q, D) float32, unnormalised).
+        """
+        query, z = self.query_and_frames(x)
+        return _l2_normalise(self.attend(query, z)), self.attend(queries, z)
+
 
 def _mean_query(h: jnp.ndarray) -> jnp.ndarray:
     """Cross-attention query of each condition: (..., F, Bn) -> (..., Bn) float32 mean over F."""
