@@ -383,7 +383,9 @@ def test_a_killed_runner_leaves_no_record_and_the_rerun_completes_it(pipeline_ru
 
     runs, page = tmp_path / "runs", tmp_path / "page.md"
     cmd = [sys.executable, "scripts/run_results.py", "--config", pipeline_run["config"]]
-    cmd += ["--steps", "30", "--seeds", "2", "--variants", "csc", "--workdir_root", str(runs)]
+    # 8 steps: a checkpoint every 2 (tiny config), killed after the first; the evaluation
+    # that precedes a record takes seconds, so the kill always lands before it.
+    cmd += ["--steps", "8", "--seeds", "2", "--variants", "csc", "--workdir_root", str(runs)]
     cmd += ["--results_root", str(tmp_path / "store"), "--campaign", "kill", "--out", str(page)]
     env = subprocess_env(compile_cache=pipeline_run["root"] / "compile_cache", fast_compile=True)
     log = open(tmp_path / "killed.log", "w")

@@ -566,3 +566,22 @@ def test_make_source_mixed_trains_on_both_and_tests_on_the_primary(vox: Path, tm
     assert train.weights == [0.75, 0.25]
     test = make_source(config, "test")
     assert isinstance(test, FolderSource) and test.keys == FolderSource(vox, 8000).keys
+
+
+def test_references_of_a_mixed_config_are_fit_on_its_primary_corpus(vox: Path, tmp_path: Path):
+    """The references' z-scoring sample comes from the test data's corpus, not the training
+    mix, so a mix and its primary corpus alone get the same references on one test set."""
+    from csc_jax.evaluation.verification import reference_waveforms
+
+    mixed = _config(source="mixed", cache_dir=str(tmp_path))
+    mixed.data.folder = ml_collections.ConfigDict({"train_root": str(vox), "test_root": str(vox)})
+    mixed.data.mixed = ml_collections.ConfigDict(
+        {"train": "folder:1,synthetic:3", "primary": "folder"}
+    )
+    mixed.data.synthetic = ml_collections.ConfigDict(TINY_SYNTHETIC)
+    mixed.eval = ml_collections.ConfigDict({"seconds": 0.5, "seed": 0})
+    alone = mixed.copy_and_resolve_references()
+    alone.data.source = "folder"
+    got, want = reference_waveforms(mixed), reference_waveforms(alone)
+    assert got.shape == (3, 4000)
+    np.testing.assert_array_equal(got, want)

@@ -145,10 +145,17 @@ def reference_waveforms(config, rate: int | None = None) -> np.ndarray:
     """(R, T) training utterances (fit to the eval length) for the references' statistics.
 
     At another rate than the model's, a synthetic corpus is synthesised at that rate for its
-    first speakers only (the same voices), enough for REFERENCE_UTTERANCES utterances.
+    first speakers only (the same voices), enough for REFERENCE_UTTERANCES utterances. A
+    'mixed' config takes them from its primary corpus (the test data's), so every training mix
+    evaluated on one test set gets the same references: the references' z-scoring depends on
+    this sample (on the recorded voices, a sample of the recipe's mix instead of the voices'
+    own moved the MFCC-statistics EER from 12.8 to 9.5 % in clean speech).
     """
-    c = config if rate in (None, config.data.sample_rate) else _at_rate(config, rate)
-    if c is not config and c.data.source == "synthetic":
+    other_rate = rate not in (None, config.data.sample_rate)
+    c = _at_rate(config, rate if other_rate else config.data.sample_rate)
+    if c.data.source == "mixed":
+        c.data.source = sources.split_source_kind(c, "test")
+    if other_rate and c.data.source == "synthetic":
         per = max(1, c.data.synthetic.train_utterances_per_speaker)
         need = -(-REFERENCE_UTTERANCES // per)
         c.data.synthetic.num_train_speakers = min(c.data.synthetic.num_train_speakers, need)
