@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         common = dict(campaign_dir=campaign_dir, title=args.title, command=command)
         if args.from_records:
             experiments.report_from_records(
-                base, variants, seeds, args.out,
+                base, variants, seeds, steps, args.out,
                 allow_mixed_machines=args.allow_mixed_machines, **common,
             )  # fmt: skip
             return

@@ -347,6 +347,13 @@ def test_step_times_keep_one_measurement_per_pair_and_read_the_older_file(
     (old / runner.STEP_TIMES_FILE).write_text(json.dumps(saved))
     runner.step_times(pair("simclr-time"), str(old), log=lambda *_: None)
     assert len(calls) == 2
+    # A measurement made before the schema gained a key (here: eval.query_scoring, at its
+    # default) is still this pair's: a new measurement could give later seeds other steps.
+    for entry in saved["configs"].values():
+        del entry["eval.query_scoring"]
+    (old / runner.STEP_TIMES_FILE).write_text(json.dumps(saved))
+    runner.step_times(pair("simclr-time", seed=2), str(old), log=lambda *_: None)
+    assert len(calls) == 2
 
 
 def test_a_page_rebuilt_from_the_records_equals_the_page_written_after_the_runs(
@@ -362,7 +369,7 @@ def test_a_page_rebuilt_from_the_records_equals_the_page_written_after_the_runs(
         out = tmp_path / "docs" / pipeline_run["md"].name
         variants = experiments.select_variants(VARIANTS.split(","))
         text = experiments.report_from_records(
-            load_config_file(pipeline_run["config"]), variants, (0, 1), str(out),
+            load_config_file(pipeline_run["config"]), variants, (0, 1), 2, str(out),
             campaign_dir=str(pipeline_run["campaign"]), title="Tiny results",
             command=_page_command(pipeline_run["md"].read_text()), log=lambda *_: None,
         )  # fmt: skip

@@ -205,19 +205,59 @@ def test_runner_skips_records_runs_only_pairs_and_stops_at_the_time_budget(
             runner.parse_only(bad, variants, (0, 1))
 
 
+def _run_config_json(base, variant, seed, steps) -> dict:
+    return json.loads(json.dumps(experiments.run_config(base, variant, seed, steps).to_dict()))
+
+
 def test_a_page_of_records_from_two_machines_is_refused_or_labelled(tmp_path, tiny_config):
     campaign = str(tmp_path / "c")
+    variants = experiments.select_variants(["csc"])
     for seed, device in ((0, "cpu"), (1, "NVIDIA H100 80GB HBM3")):
         workdir = _fake_run(str(tmp_path / f"run{seed}"), seed=seed, device=device)
-        cfg = {"method": "csc", "seed": seed, "train": {"steps": 40}, "eval": {"seed": 0},
-               "loss": {"lambda_sep": 1.0}}  # fmt: skip
+        cfg = _run_config_json(tiny_config, variants[0], seed, 40)
         _record(campaign, workdir, seed=seed, config=cfg)
-    variants = experiments.select_variants(["csc"])
     kw = dict(campaign_dir=campaign, title="T", command="c", log=lambda *_: None)
     out = str(tmp_path / "page.md")
     with pytest.raises(ConfigError, match="different machines .*csc-s1: NVIDIA H100"):
-        experiments.report_from_records(tiny_config, variants, (0, 1), out, **kw)
+        experiments.report_from_records(tiny_config, variants, (0, 1), 40, out, **kw)
     text = experiments.report_from_records(
-        tiny_config, variants, (0, 1), out, allow_mixed_machines=True, **kw
+        tiny_config, variants, (0, 1), 40, out, allow_mixed_machines=True, **kw
     )
     assert "**Mixed machines:**" in text and "| NVIDIA H100 80GB HBM3 |" in text
+    # The page names its command, so a record of other steps (or any other key) is refused.
+    with pytest.raises(ConfigError, match="csc-s0/config.json: train.steps is 40 in the record"):
+        experiments.report_from_records(
+            tiny_config, variants, (0, 1), 50, out, allow_mixed_machines=True, **kw
+        )
+
+
+def test_a_record_folder_without_its_record_file_stops_the_runner_before_training(
+    tiny_config, tmp_path, monkeypatch
+):
+    """A folder a copy left half-done (or a legacy record) is not overwritten after training."""
+    monkeypatch.setattr(runner, "run_and_record", lambda *a: pytest.fail("trained"))
+    (tmp_path / "c" / "csc-s0").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="csc-s0 exists but holds no record.json"):
+        experiments.run_results(
+            tiny_config, experiments.select_variants(["csc"]), (0,), 4, str(tmp_path / "runs"),
+            campaign_dir=str(tmp_path / "c"), config_label="x", log=lambda *_: None,
+        )  # fmt: skip
+
+
+def test_recorded_commands_parse_back_to_the_config(tiny_config):
+    """Tuple keys of every length, the empty one included, survive the record's command."""
+    from csc_jax import config as config_lib
+
+    config = tiny_config.copy_and_resolve_references()
+    for values in ((), (0.9,), (0.9, 1.1)):
+        config.data.augment.speed_factors = values
+        args = [a.strip("'") for a in runner.override_args(config, tiny_config)]
+        flags = config_lib.split_config_flags(["train.py", *args])
+        back = config_lib.apply_overrides(tiny_config, flags.overrides)
+        assert tuple(back.data.augment.speed_factors) == values, args
+
+
+def test_transfer_ablations_run_only_when_named():
+    default = {v.name for v in experiments.select_variants(None)}
+    assert "csc" in default and "simclr" in default and "csc-plain" not in default
+    assert [v.name for v in experiments.select_variants(["csc-plain"])] == ["csc-plain"]

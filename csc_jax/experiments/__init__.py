@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from csc_jax.errors import ConfigError
 from csc_jax.experiments import store
 from csc_jax.experiments.report import write_report
-from csc_jax.experiments.runner import RESULTS_MARKER, plan, run_results
+from csc_jax.experiments.runner import RESULTS_MARKER, plan, record_config_problem, run_results
 from csc_jax.experiments.store import RunRecord
 from csc_jax.experiments.variants import (
     VARIANTS,
@@ -71,7 +72,7 @@ def run_and_report(
         log(f"[results] {missing} run(s) without a record: page {out_md} not written")
         return records
     report_from_records(
-        base_config, variants, seeds, out_md, campaign_dir=campaign_dir, title=title,
+        base_config, variants, seeds, steps, out_md, campaign_dir=campaign_dir, title=title,
         command=command, allow_mixed_machines=allow_mixed_machines, log=log,
     )  # fmt: skip
     return records
@@ -81,6 +82,7 @@ def report_from_records(
     base_config,
     variants: Sequence[Variant],
     seeds: Sequence[int],
+    steps: int,
     out_md: str,
     *,
     campaign_dir: str,
@@ -91,10 +93,18 @@ def report_from_records(
 ) -> str:
     """Write ``out_md`` from the campaign's records alone (no training); returns the text.
 
-    Raises ConfigError naming the (variant, seed) pairs without a record.
+    Raises ConfigError naming the (variant, seed) pairs without a record, or the first record
+    whose config is not that (variant, seed) of ``base_config`` at ``steps`` (the page names
+    this command, so its records must be what the command runs).
     """
-    pairs = [(v.name, s) for v, s in plan(variants, seeds)]
-    records = [store.read_record(d) for d in store.require_records(campaign_dir, pairs)]
+    planned = plan(variants, seeds)
+    pairs = [(v.name, s) for v, s in planned]
+    dirs = store.require_records(campaign_dir, pairs)
+    for (variant, seed), record_dir in zip(planned, dirs, strict=True):
+        problem = record_config_problem(record_dir, base_config, variant, seed, steps)
+        if problem:
+            raise ConfigError(problem)
+    records = [store.read_record(d) for d in dirs]
     return write_report(
         records,
         out_md,

@@ -61,9 +61,25 @@ def override_args(config, base_config) -> list[str]:
         if new[key] == old.get(key):
             continue
         value = new[key]
-        text = f"({', '.join(map(str, value))},)" if isinstance(value, list) else str(value)
+        text = _config_text(value) if isinstance(value, list) else str(value)
         args.append(shlex.quote(f"--config.{key}={text}"))
     return args
+
+
+def _config_text(values: list) -> str:
+    """A list value as ``--config.KEY=`` parses it back: (), (x,), (a, b)."""
+    if len(values) == 1:
+        return f"({values[0]},)"
+    return f"({', '.join(map(str, values))})"
+
+
+def record_config_problem(record_dir: str, base_config, variant: Variant, seed: int, steps: int):
+    """'' if the record in ``record_dir`` holds this (variant, seed) of ``base_config``, else
+    one line naming the record and the first differing key. A time-matched run's steps come
+    from its machine's step times, so for it every key but ``train.steps`` must match."""
+    ignore = _IGNORED_KEYS + (("train.steps",) if variant.match_time_of else ())
+    config = run_config(base_config, variant, seed, steps)
+    return store.config_difference(record_dir, _flat_json(config), ignore)
 
 
 def finished_run(workdir: str, config) -> dict | None:
@@ -217,6 +233,12 @@ def step_times(configs: dict, campaign_dir: str, log: Callable = print) -> dict[
     def key(config) -> dict:
         return {k: v for k, v in _flat_json(config).items() if k not in ("seed", "train.steps")}
 
+    def saved_key(flat: dict) -> dict:
+        # Keys added to the schema since the measurement take their defaults (as a saved
+        # run's config does), so a new key alone does not force a new measurement that could
+        # give later seeds of a time-matched variant other step counts.
+        return key(config_lib.flat_with_defaults(flat))
+
     path = os.path.join(campaign_dir, STEP_TIMES_FILE)
     machine = this_machine()
     wanted = {name: key(c) for name, c in configs.items()}
@@ -230,7 +252,7 @@ def step_times(configs: dict, campaign_dir: str, log: Callable = print) -> dict[
     for entry in entries:
         try:
             if entry.get("machine") == machine and all(
-                entry["configs"].get(n) == k for n, k in wanted.items()
+                saved_key(entry["configs"][n]) == k for n, k in wanted.items()
             ):
                 log(f"[results] equal wall time: step times on {machine} from {path}")
                 return {n: float(entry["times"][n]["seconds_per_step"]) for n in wanted}
@@ -311,12 +333,15 @@ def run_results(
                 f"variant {variant.name} matches the wall time of {variant.match_time_of}: "
                 f"run it together with {variant.match_time_of}"
             )
+        if not exists and os.path.exists(record_dir):
+            # Not one of ours (a copy cut short, a legacy record): training first and failing
+            # at the record's rename would waste the run.
+            raise config_lib.ConfigError(
+                f"{record_dir} exists but holds no {store.RECORD_FILE}: not a finished "
+                "record; move it away to run this pair again"
+            )
         if exists:
-            # A time-matched run's steps come from its machine's step times: every other key
-            # must match.
-            ignore = _IGNORED_KEYS + (("train.steps",) if variant.match_time_of else ())
-            config = run_config(base_config, variant, seed, steps)
-            problem = store.config_difference(record_dir, _flat_json(config), ignore)
+            problem = record_config_problem(record_dir, base_config, variant, seed, steps)
             if problem:
                 raise config_lib.ConfigError(problem)
             log(f"[results] {variant.name} seed {seed}: recorded before ({record_dir})")

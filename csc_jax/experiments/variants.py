@@ -26,12 +26,16 @@ class Variant:
       description: one line for the report.
       match_time_of: name of the variant whose training wall time this one matches (its steps
         are set from the measured step rates of both), or "" for the base config's steps.
+      in_default: run when no variants are named; False for variants that only mean something
+        on one base config (the transfer recipe's ablations: on another config they repeat
+        csc, or name a corpus it lacks).
     """
 
     name: str
     overrides: Mapping[str, Any]
     description: str
     match_time_of: str = ""
+    in_default: bool = True
 
 
 # The transfer recipe's components (configs/tts.py), each as the overrides that turn it off:
@@ -102,7 +106,10 @@ VARIANTS: tuple[Variant, ...] = (
     ),
 ) + tuple(
     Variant(
-        f"csc-{name}", overrides, f"the transfer recipe (configs/tts.py) {_TRANSFER_WHAT[name]}"
+        f"csc-{name}",
+        overrides,
+        f"the transfer recipe (configs/tts.py) {_TRANSFER_WHAT[name]}",
+        in_default=False,
     )
     for name, overrides in TRANSFER_ABLATIONS.items()
 )
@@ -113,12 +120,13 @@ def variant_names() -> list[str]:
 
 
 def select_variants(names: Sequence[str] | None) -> list[Variant]:
-    """Variants by name in registry order (None or empty: all); unknown names raise.
+    """Variants by name in registry order (None or empty: all with ``in_default``); unknown
+    names raise.
 
     A time-matched variant needs the variant it matches: it is added when missing.
     """
     if not names:
-        return list(VARIANTS)
+        return [v for v in VARIANTS if v.in_default]
     known = {v.name: v for v in VARIANTS}
     unknown = [n for n in names if n not in known]
     if unknown:
