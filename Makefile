@@ -34,12 +34,13 @@ format: setup
 
 # docs/results.md: CSC vs SimCLR, 3 seeds each, 600 steps. The page was measured when
 # configs/default.py was the 8 kHz waveform model; this target now trains today's default
-# (16 kHz, STFT front end) and rewrites the page.
+# (16 kHz waveform front end) and rewrites the page; its records go to results/results/.
 results: setup
 	$(PY) scripts/run_results.py --config configs/default.py --steps 600 --variants csc,simclr --seeds 0,1,2 \
 		--out docs/results.md --workdir_root runs/results
 
-# Needs the local TTS corpus (docs/tts_corpus.md): CSC and SimCLR, 3 seeds each.
+# Needs the local TTS corpus (docs/tts_corpus.md): CSC and SimCLR on the transfer recipe
+# (configs/tts.py), 3 seeds each; records in results/results_tts/.
 results-tts: setup
 	$(PY) scripts/run_results.py --config configs/tts.py --variants csc,simclr --seeds 0,1,2 \
 		--out docs/results_tts.md --workdir_root runs/results_tts
