@@ -57,6 +57,9 @@ def get_config(ablation: str | None = None):
     c.train.steps = 1000
     c.train.checkpoint_every = 250
     c.eval.validation_every = 100
+    # csc+query (the test frames attended with the enrollment's query) on all 7560 trials: the
+    # interfering-talker diagnosis of docs/transfer.md; its scores fit a record's budget here.
+    c.eval.query_scoring = True
     a = c.data.augment
     a.speed_factors = (0.9, 1.0, 1.1)
     a.eq_prob = 0.5

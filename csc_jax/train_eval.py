@@ -82,8 +82,11 @@ def report_convergence(workdir: str, log=print) -> dict:
             verdict = f"too few points for the plateau test ({len(pts)} in all)"
         else:
             lo, hi = p["ci"]
+            # 'flat' means no further decrease is detectable; a curve whose slope is surely
+            # positive has stopped improving too, but is getting worse, and says so.
+            state = "rising" if lo > 0 else "flat" if p["flat"] else "still falling"
             verdict = (
-                f"{'flat' if p['flat'] else 'still falling'} (slope {p['slope_per_1k']:+.1f} "
+                f"{state} (slope {p['slope_per_1k']:+.1f} "
                 f"[{lo:+.1f}, {hi:+.1f}] points per 1k steps over the last {p['points']} of "
                 f"{len(pts)} points)"
             )

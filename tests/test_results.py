@@ -279,7 +279,7 @@ def test_a_time_matched_variant_needs_no_equal_step_run_of_its_own(
         timed.append(sorted(configs))
         return {"csc": 0.2, "waveform-time": 1.0}
 
-    def fake_run_and_record(config, workdir, record_dir, name, cmd, log):
+    def fake_run_and_record(config, workdir, record_dir, name, cmd, log, commit):
         ran.append((name, int(config.train.steps), config.model.frontend))
         return record_dir
 
@@ -307,11 +307,13 @@ def test_report_convergence_writes_the_plateau_verdict_of_each_validation_curve(
     rows = [{"step": s, "loss": 1.0} for s in steps]
     rows += [{"step": s, "val/eer_clean": 30.0 - 0.01 * s} for s in steps]  # still falling
     rows += [{"step": s, "val/eer_sir0": 35.0 + (s // 100 % 2)} for s in steps]  # flat
+    rows += [{"step": s, "val/eer_sir5": 20.0 + 0.01 * s} for s in steps]  # getting worse
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     lines = []
     out = report_convergence(str(tmp_path), log=lines.append)
     assert out["val/eer_clean"]["flat"] is False and out["val/eer_sir0"]["flat"] is True
     assert "still falling" in lines[0] and "flat (slope" in lines[1]
+    assert out["val/eer_sir5"]["flat"] is True and "sir5: rising (slope +10.0" in lines[2]
     saved = json.loads((tmp_path / CONVERGENCE_FILE).read_text())
     assert saved["val/eer_clean"]["steps"] == steps and saved["val/eer_sir0"]["points"] == 6
 

@@ -171,7 +171,9 @@ def test_runner_skips_records_runs_only_pairs_and_stops_at_the_time_budget(
     ran, lines = [], []
     workdir = _fake_run(str(tmp_path / "run"))
 
-    def fake_run_and_record(config, workdir_, record_dir, name, cmd, log):
+    def fake_run_and_record(config, workdir_, record_dir, name, cmd, log, commit):
+        # The commit of the code the runner loaded, taken before its first run.
+        assert commit == store.git_commit(), commit
         ran.append((name, int(config.seed)))
         time.sleep(0.2)
         cfg = json.loads(json.dumps(config.to_dict()))

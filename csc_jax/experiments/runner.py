@@ -156,9 +156,20 @@ def run_one(config, workdir: str, variant: str, log: Callable = print) -> dict:
 
 
 def run_and_record(
-    config, workdir: str, record_dir: str, variant: str, command: str, log: Callable = print
+    config,
+    workdir: str,
+    record_dir: str,
+    variant: str,
+    command: str,
+    log: Callable = print,
+    commit: dict | None = None,
 ) -> str:
-    """:func:`run_one`, then its record in ``record_dir`` (atomically); returns record_dir."""
+    """:func:`run_one`, then its record in ``record_dir`` (atomically); returns record_dir.
+
+    ``commit``: :func:`store.git_commit` of the code this process runs, taken when it started
+    (default: now, before the run): the tree may change while a run trains.
+    """
+    commit = commit or store.git_commit()
     done = run_one(config, workdir, variant, log)
     store.write_record(
         record_dir,
@@ -167,6 +178,7 @@ def run_and_record(
         seed=int(config.seed),
         config=json.loads(json.dumps(config.to_dict())),
         command=command,
+        commit=commit,
         **done,
     )
     log(f"[results] {variant} seed {config.seed}: record {record_dir}")
@@ -322,6 +334,8 @@ def run_results(
     """
     by_name = {v.name: v for v in variants}
     start = time.monotonic()
+    # The code every run of this call trains with: the modules are loaded now.
+    commit = store.git_commit()
     records, left = [], []
     for variant, seed in plan(variants, seeds):
         record_dir = os.path.join(campaign_dir, store.record_name(variant.name, seed))
@@ -368,7 +382,9 @@ def run_results(
             + override_args(config, base_config)
         )
         records.append(
-            store.read_record(run_and_record(config, workdir, record_dir, variant.name, cmd, log))
+            store.read_record(
+                run_and_record(config, workdir, record_dir, variant.name, cmd, log, commit)
+            )
         )
     if left:
         log(
