@@ -34,6 +34,10 @@ from _train_worker import subprocess_env
 from conftest import make_tiny_config
 from csc_jax import benchmarking as bm
 from csc_jax.io_utils import atomic_write_json
+
+# One worker runs the module: its module-scoped fixture trains or compiles once, not once
+# per xdist worker that gets one of its tests (`make test` passes --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("benchmark_memory")
 config = make_tiny_config({str(root)!r}, **{{"model.repeats": 2, "model.hidden": 64}})
 settings = bm.BenchSettings(
     modes=("memory",), batch_sizes=(4, 8), segment_seconds=(0.1,), remat=("none", "block")

@@ -26,6 +26,10 @@ from csc_jax import losses
 from csc_jax.data import synthetic
 from csc_jax.evaluation import extraction
 
+# One worker runs the module: its module-scoped fixture trains or compiles once, not once
+# per xdist worker that gets one of its tests (`make test` passes --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("extraction_quality")
+
 F0_RATIO = 1.4
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "extraction_small.py")
