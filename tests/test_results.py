@@ -25,9 +25,10 @@ from csc_jax import experiments
 from csc_jax.errors import ConfigError
 from csc_jax.experiments import runner, statistics, store
 
-# One worker runs the whole module: under pytest-xdist each worker that gets a test of it
-# would otherwise build the module-scoped runner fixture again (measured: twice, 153 s and
-# 79 s, in one `make test`); `make test` passes --dist loadgroup.
+# Session scope and one xdist worker (`make test` passes --dist loadgroup): a module-scoped
+# fixture is torn down whenever the worker's next test is from another module, and xdist
+# interleaves modules, so it was built again (test_results' runner fixture three times, 128-133
+# s each, in one `make test`).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("results_pipeline")]
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -62,7 +63,7 @@ def _table(md: str, header_start: str) -> dict[str, list[str]]:
     return rows
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory, shared_cache):
     root = tmp_path_factory.mktemp("results")
     config_path = _write_tiny_config(root / "tiny.py", shared_cache)
