@@ -22,7 +22,7 @@ demo: setup
 # pytest runs under the host allocator settings that train.py sets for itself
 # (csc_jax/allocator.py): `python -m csc_jax.allocator CMD` runs CMD with them.
 test: setup lint
-	$(PY) -m csc_jax.allocator $(PY) -m pytest -q -n 3 --dist loadgroup --durations=15 tests
+	$(PY) -m csc_jax.allocator $(PY) -m pytest -q -n 3 --durations=15 tests
 
 lint: setup
 	$(PY) -m ruff check .

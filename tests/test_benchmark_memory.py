@@ -15,17 +15,11 @@ from csc_jax.benchmarking import memory
 from csc_jax.config import ConfigError, load_config_file
 from csc_jax.training import setup
 
-# Session scope and one xdist worker (`make test` passes --dist loadgroup): a module-scoped
-# fixture is torn down whenever the worker's next test is from another module, and xdist
-# interleaves modules, so it was built again (test_results' runner fixture three times, 128-133
-# s each, in one `make test`).
-pytestmark = pytest.mark.xdist_group("benchmark_memory")
-
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS_DIR)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def report(tmp_path_factory):
     # Compiled in a child process with the fast-compile flags (LLVM code generation, not
     # the HLO buffer assignment that memory_analysis reports, is most of the compile time).
@@ -40,7 +34,6 @@ from _train_worker import subprocess_env
 from conftest import make_tiny_config
 from csc_jax import benchmarking as bm
 from csc_jax.io_utils import atomic_write_json
-
 config = make_tiny_config({str(root)!r}, **{{"model.repeats": 2, "model.hidden": 64}})
 settings = bm.BenchSettings(
     modes=("memory",), batch_sizes=(4, 8), segment_seconds=(0.1,), remat=("none", "block")

@@ -26,18 +26,12 @@ from csc_jax import losses
 from csc_jax.data import synthetic
 from csc_jax.evaluation import extraction
 
-# Session scope and one xdist worker (`make test` passes --dist loadgroup): a module-scoped
-# fixture is torn down whenever the worker's next test is from another module, and xdist
-# interleaves modules, so it was built again (test_results' runner fixture three times, 128-133
-# s each, in one `make test`).
-pytestmark = pytest.mark.xdist_group("extraction_quality")
-
 F0_RATIO = 1.4
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "extraction_small.py")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def extractor(tmp_path_factory, shared_cache):
     # Trained by train.py in a child process at XLA's full optimisation (the test processes
     # compile with the fast flags, tests/conftest.py, which make 1200 steps slower).

@@ -19,11 +19,7 @@ import numpy as np
 import pytest
 from _train_worker import RTOL, assert_params_match, run_worker, subprocess_env
 
-# Session scope and one xdist worker (`make test` passes --dist loadgroup): a module-scoped
-# fixture is torn down whenever the worker's next test is from another module, and xdist
-# interleaves modules, so it was built again (test_results' runner fixture three times, 128-133
-# s each, in one `make test`).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("parallel")]
+pytestmark = pytest.mark.slow
 
 STEPS = 3
 DEVICES = 4
@@ -46,7 +42,7 @@ def _metrics(workdir) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def four_devices(tmp_path_factory, shared_cache):
     """One subprocess with 4 CPU devices: train single / sharding / pmap, restore, bad batch."""
     root = tmp_path_factory.mktemp("four_devices")

@@ -25,11 +25,7 @@ from csc_jax import experiments
 from csc_jax.errors import ConfigError
 from csc_jax.experiments import runner, statistics, store
 
-# Session scope and one xdist worker (`make test` passes --dist loadgroup): a module-scoped
-# fixture is torn down whenever the worker's next test is from another module, and xdist
-# interleaves modules, so it was built again (test_results' runner fixture three times, 128-133
-# s each, in one `make test`).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("results_pipeline")]
+pytestmark = pytest.mark.slow
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 CONDITIONS = ["clean", "SNR 10 dB", "SNR 5 dB", "SNR 0 dB", "SIR 5 dB", "SIR 0 dB"]
@@ -63,7 +59,7 @@ def _table(md: str, header_start: str) -> dict[str, list[str]]:
     return rows
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory, shared_cache):
     root = tmp_path_factory.mktemp("results")
     config_path = _write_tiny_config(root / "tiny.py", shared_cache)
