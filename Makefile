@@ -19,10 +19,14 @@ setup: $(VENV)/.installed
 demo: setup
 	$(PY) train.py --config configs/demo.py --workdir $(DEMO_DIR)
 
+# --dist loadscope: each worker runs whole modules, so a module-scoped fixture that trains is
+# built once (with --dist load, xdist split or interleaved modules and test_results' runner
+# fixture was built two or three times; loadgroup's xdist_group marks do nothing with
+# pytest 9.2 + xdist 3.8, which rename nodes through an attribute pytest 9 no longer reads).
 # pytest runs under the host allocator settings that train.py sets for itself
 # (csc_jax/allocator.py): `python -m csc_jax.allocator CMD` runs CMD with them.
 test: setup lint
-	$(PY) -m csc_jax.allocator $(PY) -m pytest -q -n 3 --durations=15 tests
+	$(PY) -m csc_jax.allocator $(PY) -m pytest -q -n 3 --dist loadscope --durations=15 tests
 
 lint: setup
 	$(PY) -m ruff check .
