@@ -220,9 +220,10 @@ def _test_side(embedder, tests: np.ndarray, es: EvalSet, enroll: dict, query: bo
     )
     x = tests if identity else tests[slot_test]
     slot_emb, vectors = embedder.embed_and_attend(x, queries.astype(np.float32))
-    emb = np.empty((tests.shape[0], slot_emb.shape[1]), slot_emb.dtype)
+    # NaN, not garbage, for a test utterance no trial uses (no slot): nothing should read it.
+    emb = np.full((tests.shape[0], slot_emb.shape[1]), np.nan, slot_emb.dtype)
     emb[slot_test] = slot_emb  # an utterance split over slots: the same embedding each time
-    scores = np.empty(len(es.trials), np.float64)
+    scores = np.full(len(es.trials), np.nan)  # every trial is in one slot (query_slots)
     scores[slot_trials[valid]] = _cosine(
         enroll["emb"][es.enroll_row[slot_trials[valid]]], vectors[valid]
     )
