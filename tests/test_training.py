@@ -417,6 +417,14 @@ def test_a_run_saved_before_the_front_end_key_is_a_waveform_model(tmp_path):
     assert incompatible_keys(saved, now) == []
 
 
+def _random_mixed(k: int) -> dict:
+    """Two targets under ``k`` conditions of random (2, k, 800) components and their mixture."""
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    target, interference, noise = (0.1 * jax.random.normal(key, (2, k, 800)) for key in keys)
+    mixture = target + interference + 0.1 * noise
+    return {"target": target, "interference": interference, "noise": noise, "mixture": mixture}
+
+
 def test_stop_gradient_components_keeps_the_loss_and_changes_only_the_gradient(tiny_config):
     """loss.stop_gradient_components: same loss value, but the component passes no longer
     contribute gradient (so the gradients differ unless those passes had none)."""
@@ -428,14 +436,7 @@ def test_stop_gradient_components_keeps_the_loss_and_changes_only_the_gradient(t
     from csc_jax.training.objectives import csc_objective
 
     model = model_from_config(tiny_config)
-    keys = jax.random.split(jax.random.PRNGKey(0), 3)
-    target, interference, noise = (0.1 * jax.random.normal(k, (2, 2, 800)) for k in keys)
-    mixed = {
-        "target": target,
-        "interference": interference,
-        "noise": noise,
-        "mixture": target + interference + 0.1 * noise,
-    }
+    mixed = _random_mixed(2)
     params = model.init(jax.random.PRNGKey(1), mixed["mixture"])["params"]
 
     def value_and_grad(stop):
@@ -451,3 +452,76 @@ def test_stop_gradient_components_keeps_the_loss_and_changes_only_the_gradient(t
     diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in pairs)
     assert diff > 1e-6
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(g1))
+
+
+def test_enrollment_conditioning_extracts_with_the_next_conditions_clean_vector(tiny_config):
+    """loss.extraction_condition='enrollment': mixture k is extracted with the K=1 vector of
+    the clean target component of condition k+1 (mod K), not with its own global vector, and
+    the separation loss differs from the global vector's."""
+    import jax
+    import numpy as np
+
+    from csc_jax.models import model_from_config
+    from csc_jax.training.objectives import component_streams, csc_objective
+
+    model = model_from_config(tiny_config)
+    mixed = _random_mixed(3)
+    tiny_config.mixing.num_conditions = 3
+    params = model.init(jax.random.PRNGKey(1), mixed["mixture"])["params"]
+    e_target, _ = component_streams(params, model, mixed)
+    expected = {}
+    for k, cond in ((0, 1), (1, 2), (2, 0)):
+        est = model.apply(
+            {"params": params},
+            mixed["mixture"][:, k],
+            e_target[:, cond],
+            method=model.extract,
+        )
+        expected[k] = np.asarray(est)
+    tiny_config.loss.extraction_condition = "enrollment"
+    out = model.apply(
+        {"params": params}, mixed["mixture"], condition=np.roll(np.asarray(e_target), -1, 1)
+    )
+    for k in range(3):
+        np.testing.assert_allclose(out["estimate"][:, k], expected[k], rtol=1e-4, atol=1e-5)
+
+    def sep_loss(condition):
+        tiny_config.loss.extraction_condition = condition
+        return jax.jit(lambda p: csc_objective(p, model, mixed, tiny_config)[1]["sep_loss"])
+
+    enrolled, own = sep_loss("enrollment")(params), sep_loss("global")(params)
+    assert abs(float(enrolled) - float(own)) > 1e-6
+
+
+def test_enrollment_conditioning_needs_component_streams_and_two_conditions():
+    from csc_jax.config import base_config
+    from csc_jax.config.schema import validate_config
+    from csc_jax.errors import ConfigError
+
+    for key, value in (
+        ("loss.stream_weights", "mask"),
+        ("mixing.num_conditions", 1),
+        ("loss.component_conditions", 1),
+    ):
+        c = base_config()
+        c.loss.extraction_condition = "enrollment"
+        section, name = key.split(".")
+        setattr(getattr(c, section), name, value)
+        with pytest.raises(ConfigError, match="loss.extraction_condition"):
+            validate_config(c)
+    c = base_config()
+    c.loss.extraction_condition = "clean"
+    with pytest.raises(ConfigError, match="loss.extraction_condition"):
+        validate_config(c)
+
+
+def test_a_run_saved_before_extraction_conditioning_reads_as_global(tmp_path):
+    """Runs saved before loss.extraction_condition existed were conditioned on c[b,k]."""
+    from csc_jax.config import base_config
+    from csc_jax.config.tools import read_saved_config
+
+    saved = base_config().to_dict()
+    del saved["loss"]["extraction_condition"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert read_saved_config(tmp_path).loss.extraction_condition == "global"
+    assert base_config().loss.extraction_condition == "enrollment"

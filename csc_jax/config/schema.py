@@ -163,6 +163,12 @@ def base_config() -> ml_collections.ConfigDict:
     # 'components' only: embed the components of the first this many of the K conditions
     # (0 = all): every condition's global vector is still contrasted with each of them.
     c.loss.component_conditions = 0
+    # Which vector the extraction head is conditioned on in training (docs/method.md
+    # "Extraction head"): 'enrollment' (the K=1 vector of the clean target component of the
+    # next condition, e+[b,(k+1) mod K]: another crop of the target, clean, as an enrollment
+    # is at evaluation; 'components' streams only, and K >= 2 so that it is another crop) or
+    # 'global' (the condition's own cross-attention vector c[b,k]; before deviation 10).
+    c.loss.extraction_condition = "enrollment"
 
     # ---------------------------------------------------------------- optimisation
     c.optim = ml_collections.ConfigDict()
@@ -224,7 +230,7 @@ def base_config() -> ml_collections.ConfigDict:
 # Keys added to the schema after runs had been saved, with the value those runs used where it
 # differs from today's default: a saved config.json that lacks the key gets this value, not
 # the default (a run saved before the time-frequency front end is a waveform model).
-LEGACY_VALUES = {"model.frontend": "waveform"}
+LEGACY_VALUES = {"model.frontend": "waveform", "loss.extraction_condition": "global"}
 
 # Keys whose change makes a saved checkpoint unusable (parameter shapes or their meaning).
 MODEL_KEYS = ("method", "model", "data.sample_rate")
@@ -512,6 +518,22 @@ def validate_config(config, num_devices: int | None = None) -> None:
         flat["loss.stream_weights"] in ("components", "oracle", "mask"),
         "loss.stream_weights",
         "must be 'components', 'oracle' or 'mask'",
+    )
+    need(
+        flat["loss.extraction_condition"] in ("global", "enrollment"),
+        "loss.extraction_condition",
+        "must be 'global' or 'enrollment'",
+    )
+    need(
+        flat["loss.extraction_condition"] == "global"
+        or (
+            flat["loss.stream_weights"] == "components"
+            and flat["loss.component_conditions"] == 0
+            and flat["mixing.num_conditions"] >= 2
+        ),
+        "loss.extraction_condition",
+        "'enrollment' needs loss.stream_weights='components', loss.component_conditions=0 "
+        "and mixing.num_conditions >= 2",
     )
     need(flat["optim.learning_rate"] > 0, "optim.learning_rate", "must be > 0")
     need(

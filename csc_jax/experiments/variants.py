@@ -84,6 +84,13 @@ VARIANTS: tuple[Variant, ...] = (
         match_time_of="csc",
     ),
     Variant(
+        "csc-global",
+        {"loss.extraction_condition": "global"},
+        "CSC whose extraction head is conditioned in training on the mixture's own global "
+        "vector c[b,k] instead of another crop's clean target vector (before deviation 10)",
+        in_default=False,
+    ),
+    Variant(
         "csc-no-xattn",
         {"model.use_cross_attention": False},
         "CSC with a mean-pooled global vector instead of cross-attention",

@@ -208,12 +208,20 @@ class CSCModel(nn.Module):
         return estimate, weights
 
     # ------------------------------------------------------------------ entry points
-    def __call__(self, mixtures: jnp.ndarray, separate: bool = True) -> dict[str, jnp.ndarray]:
+    def __call__(
+        self,
+        mixtures: jnp.ndarray,
+        separate: bool = True,
+        condition: jnp.ndarray | None = None,
+    ) -> dict[str, jnp.ndarray]:
         """Training forward pass.
 
         Args:
           mixtures: (B, K, T) the same target under K interfering conditions.
           separate: also run the extraction head (False for the SimCLR baseline).
+          condition: (B, K, D) vectors to condition the extraction of each mixture on instead
+            of its global vector 'global' (``loss.extraction_condition='enrollment'``); None
+            = the global vector.
 
         Returns:
           dict with 'global' (B, K, D), 'frames' z (B, K, F, D), 'attention' weights, and when
@@ -224,7 +232,8 @@ class CSCModel(nn.Module):
         c, attn = self.global_vector(h, z)
         out = {"global": c, "frames": z.astype(jnp.float32), "attention": attn}
         if separate:
-            out["estimate"], out["target_weights"] = self.separate(analysis, h, c, num_samples)
+            cond = c if condition is None else condition
+            out["estimate"], out["target_weights"] = self.separate(analysis, h, cond, num_samples)
         return out
 
     def embed(self, x: jnp.ndarray) -> jnp.ndarray:

@@ -63,17 +63,25 @@ def csc_objective(params, model, mixed, config):
     Returns:
       (scalar float32 loss, dict of scalar metrics).
     """
-    out = model.apply({"params": params}, mixed["mixture"])
-    si_snr = losses.si_snr(out["estimate"], mixed["target"])  # (B, K)
-    si_snr_mix = losses.si_snr(mixed["mixture"], mixed["target"])
-    sep_loss = -jnp.mean(si_snr)
-    if config.loss.stream_weights == "components":
+    components = config.loss.stream_weights == "components"
+    if components:
         component_params = params
         if config.loss.stop_gradient_components:
             component_params = jax.lax.stop_gradient(params)
         e_target, e_interf = component_streams(
             component_params, model, mixed, config.loss.component_conditions
         )
+    condition = None
+    if config.loss.extraction_condition == "enrollment":
+        # Mixture k is extracted with the clean target vector of condition k+1 (mod K):
+        # another crop of the same utterance, as an enrollment is another utterance at
+        # evaluation; the separation loss then trains the K=1 vector that verification uses.
+        condition = jnp.roll(e_target, -1, axis=1)  # [:, k] = e+[:, (k + 1) % K]
+    out = model.apply({"params": params}, mixed["mixture"], condition=condition)
+    si_snr = losses.si_snr(out["estimate"], mixed["target"])  # (B, K)
+    si_snr_mix = losses.si_snr(mixed["mixture"], mixed["target"])
+    sep_loss = -jnp.mean(si_snr)
+    if components:
         w_target = out["target_weights"]
     else:
         w_target, w_interf = stream_weights(out, mixed, config)  # (B, K, F) each
