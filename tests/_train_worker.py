@@ -55,9 +55,9 @@ def tiny_cli_flags(cache_dir, **overrides) -> list[str]:
     """``--config.KEY=VALUE`` flags that turn configs/default.py into conftest's tiny config."""
     from conftest import make_tiny_config
 
-    from csc_jax.config import base_config
+    from csc_jax.config import load_config_file
 
-    base = _flat(base_config().to_dict())
+    base = _flat(load_config_file(os.path.join(REPO, "configs", "default.py")).to_dict())
     tiny = _flat(make_tiny_config(cache_dir, **overrides).to_dict())
     return [f"--config.{k}={v}" for k, v in sorted(tiny.items()) if base.get(k) != v]
 

@@ -381,6 +381,25 @@ def test_a_page_rebuilt_from_the_records_equals_the_page_written_after_the_runs(
     assert store.check_sizes(str(pipeline_run["campaign"])) == []
 
 
+def test_compare_records_reproduces_the_pages_paired_difference(pipeline_run):
+    """scripts/compare_records.py on two variants of one campaign gives the page's csc - simclr
+    cells (the same two-level bootstrap on the same trials, from the records alone)."""
+    campaign = str(pipeline_run["campaign"])
+    cmd = [sys.executable, "scripts/compare_records.py", "--a", f"{campaign}:csc"]
+    cmd += ["--b", f"{campaign}:simclr", "--seeds", "0,1"]
+    proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = _table(pipeline_run["md"].read_text(), "| difference |")["csc - simclr"]
+    got = _table(proc.stdout, "| system |")["tiny/csc - tiny/simclr"]
+    numbers = re.compile(r"^(-?\d+\.\d\d) \[(-?\d+\.\d\d), (-?\d+\.\d\d)\]")
+    assert [numbers.match(c).groups() for c in got] == [numbers.match(c).groups() for c in page]
+    bad = subprocess.run(
+        cmd[:3] + [f"{campaign}:csc", "--b", "no-colon"], cwd=REPO, env=subprocess_env(),
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "'no-colon': expected CAMPAIGN_FOLDER:VARIANT" in bad.stderr
+
+
 def _page_command(md: str) -> str:
     """The page's reproduce command (the first line of its first bash block)."""
     return md.split("## Reproduce")[1].split("```bash\n")[1].splitlines()[0]

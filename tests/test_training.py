@@ -493,22 +493,18 @@ def test_enrollment_conditioning_extracts_with_the_next_conditions_clean_vector(
     assert abs(float(enrolled) - float(own)) > 1e-6
 
 
-def test_enrollment_conditioning_needs_component_streams_and_two_conditions():
+def test_enrollment_conditioning_needs_component_streams():
     from csc_jax.config import base_config
     from csc_jax.config.schema import validate_config
     from csc_jax.errors import ConfigError
 
-    for key, value in (
-        ("loss.stream_weights", "mask"),
-        ("mixing.num_conditions", 1),
-        ("loss.component_conditions", 1),
-    ):
+    for weights in ("mask", "oracle"):
         c = base_config()
-        c.loss.extraction_condition = "enrollment"
-        section, name = key.split(".")
-        setattr(getattr(c, section), name, value)
+        c.loss.stream_weights = weights
         with pytest.raises(ConfigError, match="loss.extraction_condition"):
             validate_config(c)
+        c.loss.extraction_condition = "global"
+        validate_config(c)
     c = base_config()
     c.loss.extraction_condition = "clean"
     with pytest.raises(ConfigError, match="loss.extraction_condition"):

@@ -73,10 +73,12 @@ def csc_objective(params, model, mixed, config):
         )
     condition = None
     if config.loss.extraction_condition == "enrollment":
-        # Mixture k is extracted with the clean target vector of condition k+1 (mod K):
-        # another crop of the same utterance, as an enrollment is another utterance at
-        # evaluation; the separation loss then trains the K=1 vector that verification uses.
-        condition = jnp.roll(e_target, -1, axis=1)  # [:, k] = e+[:, (k + 1) % K]
+        # Mixture k is extracted with the clean target vector of condition k+1 (mod J, the
+        # embedded component conditions): another crop of the same utterance, as an
+        # enrollment is another utterance at evaluation; the separation loss then trains the
+        # K=1 vector that verification uses. With J = 1 (K = 1) it is the crop's own.
+        k, j = mixed["mixture"].shape[1], e_target.shape[1]
+        condition = e_target[:, (jnp.arange(k) + 1) % j]  # [:, k] = e+[:, (k + 1) % J]
     out = model.apply({"params": params}, mixed["mixture"], condition=condition)
     si_snr = losses.si_snr(out["estimate"], mixed["target"])  # (B, K)
     si_snr_mix = losses.si_snr(mixed["mixture"], mixed["target"])
