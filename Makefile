@@ -38,7 +38,7 @@ format: setup
 
 # docs/results.md: CSC vs SimCLR, 3 seeds each, 600 steps. The page was measured when
 # configs/default.py was the 8 kHz waveform model; this target now trains today's default
-# (16 kHz waveform front end) and rewrites the page; its records go to results/results/.
+# (16 kHz STFT front end) and rewrites the page; its records go to results/results/.
 results: setup
 	$(PY) scripts/run_results.py --config configs/default.py --steps 600 --variants csc,simclr --seeds 0,1,2 \
 		--out docs/results.md --workdir_root runs/results
