@@ -19,7 +19,9 @@ besides the held-out ones, so the validation EER during training is computed on 
 their trials (eval.validation_on_test): a convergence monitor, not a model selector. The test is
 all 7560 trials of the 21 held-out voices under the usual noise and interfering-speaker
 conditions. Everything else is the
-default config (configs/default.py: the 16 kHz waveform front end, 4 ms frames). Results on the
+default config (configs/default.py: the 16 kHz STFT front end, 20 ms / 10 ms frames; the
+records of results/transfer-waveform/ were made with the waveform front end, before
+deviations 10 and 11 of docs/method.md). Results on the
 first version of this corpus (cache/tts_corpus: 20 English-reading voices, 4 held out) are not
 comparable with this one.
 
@@ -33,7 +35,9 @@ listed in ABLATIONS below):
   python train.py --config configs/tts.py:plain --workdir runs/tts_plain   # none of them
 """
 
-from csc_jax.config import base_config, set_dotted
+import os
+
+from csc_jax.config import load_config_file, set_dotted
 from csc_jax.experiments.variants import TRANSFER_ABLATIONS
 
 ROOT = "cache/tts_corpus_v2"
@@ -44,7 +48,7 @@ ABLATIONS = {name.replace("-", "_"): o for name, o in TRANSFER_ABLATIONS.items()
 
 
 def get_config(ablation: str | None = None):
-    c = base_config()
+    c = load_config_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "default.py"))
     c.data.source = "mixed"
     c.data.mixed.train = "folder:0.8,synthetic:0.2"
     c.data.mixed.primary = "folder"

@@ -21,6 +21,26 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 # them (csc_jax/allocator.py; `make test` sets them for the main process too).
 allocator.set_for_children()
 
+# The modules whose module-scoped fixtures train for minutes, longest first. `make test` hands
+# whole modules to the xdist workers (--dist loadscope) in collection order, so these go
+# first: collected alphabetically, test_extraction_quality's 3-minute fixture started last and
+# made the run's tail (a fresh `make test` took 12 min 2 s at 766de58, 2026-12-07).
+SLOW_MODULES_FIRST = (
+    "test_extraction_quality.py",
+    "test_results.py",
+    "test_parallel.py",
+    "test_benchmark_memory.py",
+    "test_entry_points.py",
+    "test_benchmark.py",
+    "test_resilience.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Put SLOW_MODULES_FIRST's tests first (a stable sort: order within a module is kept)."""
+    rank = {name: i for i, name in enumerate(SLOW_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(os.path.basename(str(item.path)), len(rank)))
+
 
 def make_tiny_config(cache_dir, **overrides):
     from csc_jax.config import base_config, set_dotted
