@@ -23,10 +23,14 @@ demo: setup
 # built once (with --dist load, xdist split or interleaved modules and test_results' runner
 # fixture was built two or three times; loadgroup's xdist_group marks do nothing with
 # pytest 9.2 + xdist 3.8, which rename nodes through an attribute pytest 9 no longer reads).
+# --no-loadscope-reorder: modules go out in collection order, which tests/conftest.py starts
+# with the modules whose fixtures train for minutes (by default xdist sends the modules with
+# the most tests first, and test_extraction_quality's 3-minute fixture, 3 tests, came last).
 # pytest runs under the host allocator settings that train.py sets for itself
 # (csc_jax/allocator.py): `python -m csc_jax.allocator CMD` runs CMD with them.
 test: setup lint
-	$(PY) -m csc_jax.allocator $(PY) -m pytest -q -n 3 --dist loadscope --durations=15 tests
+	$(PY) -m csc_jax.allocator $(PY) -m pytest -q -n 3 --dist loadscope --no-loadscope-reorder \
+		--durations=15 tests
 
 lint: setup
 	$(PY) -m ruff check .

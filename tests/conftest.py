@@ -22,9 +22,10 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 allocator.set_for_children()
 
 # The modules whose module-scoped fixtures train for minutes, longest first. `make test` hands
-# whole modules to the xdist workers (--dist loadscope) in collection order, so these go
-# first: collected alphabetically, test_extraction_quality's 3-minute fixture started last and
-# made the run's tail (a fresh `make test` took 12 min 2 s at 766de58, 2026-12-07).
+# whole modules to the xdist workers in collection order (--dist loadscope
+# --no-loadscope-reorder), so these go first; ordered by test count instead (xdist's default),
+# test_extraction_quality's 3-minute fixture started last and made the run's tail (a fresh
+# `make test` took 12 min 2 s at 766de58, 2026-12-07).
 SLOW_MODULES_FIRST = (
     "test_extraction_quality.py",
     "test_results.py",
