@@ -393,6 +393,13 @@ def test_compare_records_reproduces_the_pages_paired_difference(pipeline_run):
     got = _table(proc.stdout, "| system |")["tiny/csc - tiny/simclr"]
     numbers = re.compile(r"^(-?\d+\.\d\d) \[(-?\d+\.\d\d), (-?\d+\.\d\d)\]")
     assert [numbers.match(c).groups() for c in got] == [numbers.match(c).groups() for c in page]
+    # A reference system of the records as side b: the page's csc - mfcc cells.
+    ref = cmd[:5] + ["mfcc", "--seeds", "0,1"]
+    proc = subprocess.run(ref, cwd=REPO, env=subprocess_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = _table(pipeline_run["md"].read_text(), "| difference |")["csc - mfcc"]
+    got = _table(proc.stdout, "| system |")["tiny/csc - mfcc"]
+    assert [numbers.match(c).groups() for c in got] == [numbers.match(c).groups() for c in page]
     bad = subprocess.run(
         cmd[:3] + [f"{campaign}:csc", "--b", "no-colon"], cwd=REPO, env=subprocess_env(),
         capture_output=True, text=True,

@@ -442,7 +442,7 @@ def _training_seconds(workdir: str) -> str:
 
 def compare_record_sets(
     a: tuple[str, str],
-    b: tuple[str, str],
+    b: tuple[str, str] | str,
     seeds: Sequence[int],
     *,
     extract: bool = False,
@@ -451,7 +451,9 @@ def compare_record_sets(
     example the same system before and after a change whose old records stay in the repo).
 
     Args:
-      a, b: (campaign folder, variant); the records ``<campaign>/<variant>-s<seed>``.
+      a, b: (campaign folder, variant); the records ``<campaign>/<variant>-s<seed>``. ``b``
+        may instead name a reference system that a's records hold ('mfcc', 'log-mel'):
+        a's variant against that reference on the same trials.
       seeds: the seeds of both (each side's records of these seeds).
       extract: compare the systems scored through extraction ('csc+extract') instead.
 
@@ -465,12 +467,20 @@ def compare_record_sets(
     Raises:
       ValueError: the two sides were scored on different trials (another evaluation config).
     """
+    reference = b if isinstance(b, str) else None
     sides = []
-    for campaign, variant in (a, b):
+    for campaign, variant in (a,) if reference else (a, b):
         dirs = [os.path.join(campaign, store.record_name(variant, s)) for s in seeds]
         sides.append((f"{os.path.basename(os.path.normpath(campaign))}/{variant}", dirs))
     records = [store.read_record(d) for _, dirs in sides for d in dirs]
     labels, clusters, per_run = _scores(records)
+    if reference:
+        if reference not in per_run[0] or reference not in REFERENCES:
+            raise ValueError(
+                f"{reference!r}: not a reference system of {sides[0][1][0]} "
+                f"(it has {', '.join(r for r in REFERENCES if r in per_run[0])})"
+            )
+        sides.append((reference, []))
     name_of = "csc+extract" if extract else None
     replicates = int(records[0].config["eval"]["bootstrap_replicates"])
     ev_seed = int(records[0].config["eval"]["seed"])
@@ -481,6 +491,10 @@ def compare_record_sets(
     for cond in conds:
         systems, trials = [], None
         for i, (label, _) in enumerate(sides):
+            if reference and i == 1:  # one score set: references do not depend on the seed
+                scores, _ = per_run[0][reference][cond]
+                systems.append(statistics.SeedScores(label, [scores], [-1]))
+                continue
             runs = per_run[i * len(seeds) : (i + 1) * len(seeds)]
             system = name_of or records[i * len(seeds)].system
             per_seed = [run[system][cond][0] for run in runs]
