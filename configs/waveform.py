@@ -11,11 +11,13 @@ still falling at 300 steps: this budget does not converge it; train longer with
 --config.train.steps.
 """
 
-from csc_jax.config import base_config
+import os
+
+from csc_jax.config import load_config_file
 
 
 def get_config():
-    c = base_config()
+    c = load_config_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "default.py"))
     c.model.frontend = "waveform"
     c.train.steps = 300
     c.eval.validation_every = 30

@@ -2,8 +2,8 @@
 """Paired comparison of two sets of committed run records, no training.
 
 Each side is CAMPAIGN_FOLDER:VARIANT (its records CAMPAIGN_FOLDER/VARIANT-s<seed>); both sides
-must have been scored on the same trials. --b may instead be a reference system the records
-hold (mfcc, log-mel): the variant against it, e.g. --a results/transfer:csc-plain --b mfcc.
+must have been scored on the same trials. --b may instead be a hand-crafted reference the
+records hold (mfcc, log-mel): the variant against it, e.g. --a results/transfer:csc-plain --b mfcc.
 Prints mean EER % [95 %] of each side and of A - B
 per condition, over the seeds (two-level bootstrap, csc_jax/experiments/statistics.py).
 
@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from csc_jax.errors import ConfigError  # noqa: E402
-from csc_jax.experiments.report import REFERENCES, compare_record_sets  # noqa: E402
+from csc_jax.experiments.report import compare_record_sets  # noqa: E402
 
 
 def _side(text: str) -> tuple[str, str]:
@@ -36,14 +36,16 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--a", required=True, help="CAMPAIGN_FOLDER:VARIANT")
     p.add_argument(
-        "--b", required=True, help="CAMPAIGN_FOLDER:VARIANT, or a reference system (mfcc, log-mel)"
+        "--b",
+        required=True,
+        help="CAMPAIGN_FOLDER:VARIANT, or a hand-crafted reference (mfcc, log-mel)",
     )
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--extract", action="store_true", help="compare the '+extract' systems")
     args = p.parse_args(argv)
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        b = args.b if args.b in REFERENCES else _side(args.b)
+        b = args.b if ":" not in args.b else _side(args.b)
         table = compare_record_sets(_side(args.a), b, seeds, extract=args.extract)
     except (ConfigError, ValueError, OSError) as e:
         print(f"compare_records: {e}", file=sys.stderr)

@@ -78,7 +78,7 @@ def _systems(records, per_run, cond: str, extract: bool) -> tuple[list, np.ndarr
             seeds = [r.seed for r, b in own if "untrained" in b]
             systems.append(statistics.SeedScores("untrained", untrained, seeds))
         for name in first:
-            if name in ("log-mel",) or name.startswith("mfcc"):
+            if store.is_reference(name):
                 systems.append(statistics.SeedScores(name, [first[name][cond][0]], [-1]))
     return systems, trials
 
@@ -452,8 +452,8 @@ def compare_record_sets(
 
     Args:
       a, b: (campaign folder, variant); the records ``<campaign>/<variant>-s<seed>``. ``b``
-        may instead name a reference system that a's records hold ('mfcc', 'log-mel'):
-        a's variant against that reference on the same trials.
+        may instead name a hand-crafted reference that a's records hold ('mfcc', 'log-mel';
+        :func:`store.is_reference`): a's variant against it on the same trials.
       seeds: the seeds of both (each side's records of these seeds).
       extract: compare the systems scored through extraction ('csc+extract') instead.
 
@@ -465,7 +465,8 @@ def compare_record_sets(
       two-level bootstrap of csc_jax/experiments/statistics.py over the shared trials.
 
     Raises:
-      ValueError: the two sides were scored on different trials (another evaluation config).
+      ValueError: the two sides were scored on different trials (another evaluation config),
+        or ``b`` names no hand-crafted reference of a's records.
     """
     reference = b if isinstance(b, str) else None
     sides = []
@@ -475,10 +476,11 @@ def compare_record_sets(
     records = [store.read_record(d) for _, dirs in sides for d in dirs]
     labels, clusters, per_run = _scores(records)
     if reference:
-        if reference not in per_run[0] or reference not in REFERENCES:
+        if reference not in per_run[0] or not store.is_reference(reference):
+            have = ", ".join(r for r in per_run[0] if store.is_reference(r))
             raise ValueError(
-                f"{reference!r}: not a reference system of {sides[0][1][0]} "
-                f"(it has {', '.join(r for r in REFERENCES if r in per_run[0])})"
+                f"{reference!r}: not a hand-crafted reference of {sides[0][1][0]} (it has "
+                f"{have}; the untrained model depends on the seed: compare its records)"
             )
         sides.append((reference, []))
     name_of = "csc+extract" if extract else None

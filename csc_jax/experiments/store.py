@@ -57,9 +57,16 @@ CURVE_KEYS = ("step", "train_seconds", "loss", "sep_loss", "csc_loss", "nt_xent"
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def is_reference(name: str) -> bool:
+    """The hand-crafted references (log-mel, MFCC statistics at any rate): no training and
+    no seed, so every run of a campaign scores them identically."""
+    return name == "log-mel" or name.startswith("mfcc")
+
+
 def is_shared_system(name: str) -> bool:
-    """Systems scored identically by many runs: stored once per campaign, not per record."""
-    return name in ("untrained", "log-mel") or name.startswith("mfcc")
+    """Systems scored identically by many runs: stored once per campaign, not per record (the
+    untrained model is shared by the runs of one seed)."""
+    return name == "untrained" or is_reference(name)
 
 
 @dataclasses.dataclass
