@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from csc_jax.errors import ConfigError  # noqa: E402
-from csc_jax.experiments.report import compare_record_sets  # noqa: E402
+from csc_jax.experiments.comparison import compare_record_sets  # noqa: E402
 
 
 def _side(text: str) -> tuple[str, str]:

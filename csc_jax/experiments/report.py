@@ -31,24 +31,6 @@ REFERENCES = ("untrained", "log-mel", "mfcc")
 VERDICT = {"A": "**{a} better**", "B": "**{b} better**", "=": "no finding"}
 
 
-def _scores(records: Sequence[RunRecord]) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """(labels, clusters, per-run {system: {cond: (scores, trials)}}); checks that every run
-    was scored on the same trials."""
-    labels = clusters = None
-    per_run = []
-    for r in records:
-        lab, clu, by_sys = store.load_scores(r.record_dir)
-        if labels is None:
-            labels, clusters = lab, clu
-        elif not (np.array_equal(lab, labels) and np.array_equal(clu, clusters)):
-            raise ValueError(
-                f"{r.record_dir} was scored on other trials than {records[0].record_dir}: "
-                "every run of a comparison must share the evaluation config"
-            )
-        per_run.append(by_sys)
-    return labels, clusters, per_run
-
-
 def _systems(records, per_run, cond: str, extract: bool) -> tuple[list, np.ndarray]:
     """SeedScores of every variant (its trained system, or '+extract') and of the references
     at ``cond``, and the trial indices they share."""
@@ -196,7 +178,7 @@ def write_report(
     out_dir = os.path.dirname(os.path.abspath(out_md))
     fig_dir = os.path.join(out_dir, os.path.splitext(os.path.basename(out_md))[0])
     os.makedirs(fig_dir, exist_ok=True)
-    labels, clusters, per_run = _scores(records)
+    labels, clusters, per_run = store.load_run_scores(records)
     conds = list(records[0].results[records[0].system])
     primary = records[0].variant
     ev_seed = int(records[0].config["eval"]["seed"])
@@ -438,78 +420,3 @@ def _training_seconds(workdir: str) -> str:
 
     rows = [r for r in read_metrics(workdir) if "train_seconds" in r]
     return f"{rows[-1]['train_seconds']:.0f}" if rows else "n/a"
-
-
-def compare_record_sets(
-    a: tuple[str, str],
-    b: tuple[str, str] | str,
-    seeds: Sequence[int],
-    *,
-    extract: bool = False,
-) -> str:
-    """Paired comparison of one variant's records against another's, from two campaigns (for
-    example the same system before and after a change whose old records stay in the repo).
-
-    Args:
-      a, b: (campaign folder, variant); the records ``<campaign>/<variant>-s<seed>``. ``b``
-        may instead name a hand-crafted reference that a's records hold ('mfcc', 'log-mel';
-        :func:`store.is_reference`): a's variant against it on the same trials.
-      seeds: the seeds of both (each side's records of these seeds).
-      extract: compare the systems scored through extraction ('csc+extract') instead.
-
-    The bootstrap's replicates and seed are side a's first record's ``eval.bootstrap_replicates``
-    and ``eval.seed``, as its page used them.
-
-    Returns:
-      A markdown table: mean EER % [95 %] of each side and of ``a - b`` per condition, the
-      two-level bootstrap of csc_jax/experiments/statistics.py over the shared trials.
-
-    Raises:
-      ValueError: the two sides were scored on different trials (another evaluation config),
-        or ``b`` names no hand-crafted reference of a's records.
-    """
-    reference = b if isinstance(b, str) else None
-    sides = []
-    for campaign, variant in (a,) if reference else (a, b):
-        dirs = [os.path.join(campaign, store.record_name(variant, s)) for s in seeds]
-        sides.append((f"{os.path.basename(os.path.normpath(campaign))}/{variant}", dirs))
-    records = [store.read_record(d) for _, dirs in sides for d in dirs]
-    labels, clusters, per_run = _scores(records)
-    if reference:
-        if reference not in per_run[0] or not store.is_reference(reference):
-            have = ", ".join(r for r in per_run[0] if store.is_reference(r))
-            raise ValueError(
-                f"{reference!r}: not a hand-crafted reference of {sides[0][1][0]} (it has "
-                f"{have}; the untrained model depends on the seed: compare its records)"
-            )
-        sides.append((reference, []))
-    name_of = "csc+extract" if extract else None
-    replicates = int(records[0].config["eval"]["bootstrap_replicates"])
-    ev_seed = int(records[0].config["eval"]["seed"])
-    conds = list(records[0].results[records[0].system])
-    header = ["system"] + conds
-    rows = {label: [label] for label, _ in sides}
-    diff_row = [f"{sides[0][0]} - {sides[1][0]}"]
-    for cond in conds:
-        systems, trials = [], None
-        for i, (label, _) in enumerate(sides):
-            if reference and i == 1:  # one score set: references do not depend on the seed
-                scores, _ = per_run[0][reference][cond]
-                systems.append(statistics.SeedScores(label, [scores], [-1]))
-                continue
-            runs = per_run[i * len(seeds) : (i + 1) * len(seeds)]
-            system = name_of or records[i * len(seeds)].system
-            per_seed = [run[system][cond][0] for run in runs]
-            trials = runs[0][system][cond][1]
-            systems.append(statistics.SeedScores(label, per_seed, list(seeds)))
-        sub_labels = labels[trials]
-        sub_clusters = clusters[trials] if clusters is not None else None
-        means, diffs = statistics.compare(
-            systems, sub_labels, sub_clusters, replicates=replicates, seed=ev_seed
-        )
-        for label, _ in sides:
-            rows[label].append(fmt_interval(means[label].value, means[label].ci))
-        d = diffs[(sides[0][0], sides[1][0])]
-        verdict = {"A": f"**{sides[0][0]} better**", "B": f"**{sides[1][0]} better**"}
-        diff_row.append(f"{fmt_interval(d.value, d.ci)} {verdict.get(d.verdict, 'no finding')}")
-    return markdown_table(header, list(rows.values()) + [diff_row])

@@ -229,6 +229,31 @@ def load_scores(record_dir: str) -> tuple[np.ndarray, np.ndarray, dict]:
     return labels, clusters, out
 
 
+def load_run_scores(records: Sequence[RunRecord]) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """The scores of several runs that must share one trial list.
+
+    Returns:
+      (labels, clusters, per_run): the trial labels (bool [N]) and clusters (int [N] or None)
+      the runs share, and per run ``{system: {cond: (scores float [n], trials int [n])}}``.
+
+    Raises:
+      ValueError: a run was scored on other trials than the first (another evaluation config).
+    """
+    labels = clusters = None
+    per_run = []
+    for r in records:
+        lab, clu, by_sys = load_scores(r.record_dir)
+        if labels is None:
+            labels, clusters = lab, clu
+        elif not (np.array_equal(lab, labels) and np.array_equal(clu, clusters)):
+            raise ValueError(
+                f"{r.record_dir} was scored on other trials than {records[0].record_dir}: "
+                "every run of a comparison must share the evaluation config"
+            )
+        per_run.append(by_sys)
+    return labels, clusters, per_run
+
+
 def _write_shared(campaign_dir: str, shared: dict[str, dict]) -> dict[str, str]:
     """Write each shared system's file once (content-addressed); returns {system: file}."""
     folder = os.path.join(campaign_dir, SHARED_DIR)
