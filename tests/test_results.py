@@ -29,8 +29,10 @@ pytestmark = pytest.mark.slow
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 CONDITIONS = ["clean", "SNR 10 dB", "SNR 5 dB", "SNR 0 dB", "SIR 5 dB", "SIR 0 dB"]
-VARIANTS = "csc,simclr,simclr-time,csc-K1"
-ROWS = ["csc", "simclr", "simclr-time", "csc-K1", "untrained", "log-mel", "mfcc"]
+# The runner fixture trains csc, simclr and simclr-time (each run costs ~20 s here); csc-K1
+# and the other ablations are config overrides, checked by test_registry_plan_and_config_errors.
+VARIANTS = "csc,simclr,simclr-time"
+ROWS = ["csc", "simclr", "simclr-time", "untrained", "log-mel", "mfcc"]
 CELL = re.compile(r"^(\d+\.\d\d) \[(\d+\.\d\d), (\d+\.\d\d)\]")
 
 
@@ -136,7 +138,7 @@ def test_rerun_skips_recorded_runs_and_a_changed_config_is_one_error(pipeline_ru
         base, variants, (0, 1), 2, str(pipeline_run["runs"]), campaign_dir=campaign,
         config_label="x", log=lambda *a: 0,
     )  # fmt: skip
-    assert len(records) == 8 and not left and {r.status for r in records} == {"ran"}
+    assert len(records) == 2 * len(variants) and not left and {r.status for r in records} == {"ran"}
     # Another training budget is another run: the record of the other one is one clear error.
     with pytest.raises(ConfigError, match=r"csc-s0/config.json: train.steps is 2 in the record"):
         experiments.run_results(
