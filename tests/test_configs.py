@@ -139,10 +139,21 @@ def test_default_and_waveform_configs_are_the_front_end_comparisons_two_systems(
     }
 
 
-def test_tts_ablations_each_turn_one_component_off():
+def test_tts_ablations_each_change_one_component():
     module = _load("tts.py")
     full = module.get_config()
     assert full.data.source == "mixed" and full.data.augment.speed_factors == (0.9, 1.0, 1.1)
+    # No random channels in the recipe (they cost 9-13 points, docs/transfer.md); 'channel'
+    # adds them back, so it is the recipe of results/transfer-channel/.
+    a = full.data.augment
+    assert (a.eq_prob, a.band_limit_prob, a.telephone_prob, a.reverb_prob) == (0, 0, 0, 0)
+    old = module.get_config("channel").data.augment
+    assert (old.eq_prob, old.band_limit_prob, old.telephone_prob, old.reverb_prob) == (
+        0.5,
+        0.3,
+        0.1,
+        0.3,
+    )
     for name, overrides in module.ABLATIONS.items():
         config = module.get_config(name)
         validate_config(config)

@@ -41,23 +41,44 @@ class Variant:
 # The transfer recipe's components (configs/tts.py), each as the overrides that turn it off:
 # the recipe's ablations, one component at a time, and 'plain' (none of them: the recorded
 # voices alone, as they are).
+# The transfer recipe's components (configs/tts.py), each as the overrides that change it.
+# Random channels are not in the recipe: with them it lost 9-13 points in every condition
+# (docs/transfer.md, results/transfer-channel/); 'channel' adds them back.
+_CHANNEL_OFF = {
+    "data.augment.eq_prob": 0.0,
+    "data.augment.band_limit_prob": 0.0,
+    "data.augment.telephone_prob": 0.0,
+    "data.augment.reverb_prob": 0.0,
+}
 TRANSFER_ABLATIONS: dict[str, dict[str, Any]] = {
     "no-mixed": {"data.source": "folder"},
     "no-speed": {"data.augment.speed_factors": ()},
-    "no-channel": {
-        "data.augment.eq_prob": 0.0,
-        "data.augment.band_limit_prob": 0.0,
-        "data.augment.telephone_prob": 0.0,
-        "data.augment.reverb_prob": 0.0,
-    },
     "no-babble": {"data.augment.babble_prob": 0.0},
+    # The recipe itself since channels left it; kept as the ablation of configs/tts.py:channel.
+    "no-channel": dict(_CHANNEL_OFF),
+    "channel": {
+        "data.augment.eq_prob": 0.5,
+        "data.augment.band_limit_prob": 0.3,
+        "data.augment.telephone_prob": 0.1,
+        "data.augment.reverb_prob": 0.3,
+    },
 }
-TRANSFER_ABLATIONS["plain"] = {k: v for a in TRANSFER_ABLATIONS.values() for k, v in a.items()}
+# None of the components, channels explicitly off (the same config whatever the recipe's).
+TRANSFER_ABLATIONS["plain"] = {
+    **{
+        k: v
+        for n in ("no-mixed", "no-speed", "no-babble")
+        for k, v in TRANSFER_ABLATIONS[n].items()
+    },
+    **_CHANNEL_OFF,
+}
 _TRANSFER_WHAT = {
     "no-mixed": "without the procedural corpus (recorded voices only)",
     "no-speed": "without pseudo-speakers (speed perturbation)",
-    "no-channel": "without random channels (reverb, EQ, band limits, telephone band)",
     "no-babble": "without babble interferers",
+    "no-channel": "without random channels (the recipe itself since 2026-12-07; the ablation of "
+    "configs/tts.py:channel)",
+    "channel": "plus random channels per view (reverb, EQ, band limits, telephone band)",
     "plain": "with none of its components: the recorded voices alone, as they are",
 }
 
