@@ -14,7 +14,7 @@ embedded procedural corpus (data.mixed.train: share of training positions; the w
 starting point, not tuned); every utterance is resampled by 0.9, 1.0 or 1.1 (pseudo-speakers);
 a fifth of the interferers are babble. Random channels per view (reverb, EQ, band limits,
 telephone band) were part of the recipe until the ablation of 2026-12-07 showed that they cost
-9-13 EER points in every condition (docs/transfer.md; records in results/transfer-channel/);
+9-13 EER points in every condition (docs/transfer_channel.md; records in results/transfer-channel/);
 `configs/tts.py:channel` adds them back. The corpus has no validation voices
 besides the held-out ones, so the validation EER during training is computed on up to 1000 of
 their trials (eval.validation_on_test): a convergence monitor, not a model selector. The test is
@@ -71,7 +71,7 @@ def get_config(ablation: str | None = None):
     a.speed_factors = (0.9, 1.0, 1.1)
     a.babble_prob = 0.2
     # No random channels (reverb, EQ, band limits, telephone band; configs/tts.py:channel adds
-    # them): with them the recipe lost 9-13 points in every condition (docs/transfer.md).
+    # them): with them the recipe lost 9-13 points in every condition (docs/transfer_channel.md).
     if ablation is not None:
         if ablation not in ABLATIONS:
             raise ValueError(

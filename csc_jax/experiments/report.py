@@ -352,7 +352,8 @@ def write_report(
         "",
         "`training s`: the training loop's wall time without validation (the last "
         "`train_seconds` of the run's metrics.jsonl; n/a for runs trained before it was "
-        "logged); `train + validation s`: the whole train.py call before the evaluation.",
+        "logged); `train + validation s`: the whole train.py call before the evaluation (for a "
+        "resumed run, only the call that finished it).",
         "",
         markdown_table(
             ["run", "status", "steps", "training s", "train + validation s", "eval s", "commit"]

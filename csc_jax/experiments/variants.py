@@ -43,7 +43,7 @@ class Variant:
 # voices alone, as they are).
 # The transfer recipe's components (configs/tts.py), each as the overrides that change it.
 # Random channels are not in the recipe: with them it lost 9-13 points in every condition
-# (docs/transfer.md, results/transfer-channel/); 'channel' adds them back.
+# (docs/transfer_channel.md, results/transfer-channel/); 'channel' adds them back.
 _CHANNEL_OFF = {
     "data.augment.eq_prob": 0.0,
     "data.augment.band_limit_prob": 0.0,
