@@ -14,17 +14,16 @@ embedded procedural corpus (data.mixed.train: share of training positions; the w
 starting point, not tuned); every utterance is resampled by 0.9, 1.0 or 1.1 (pseudo-speakers);
 a fifth of the interferers are babble. Random channels per view (reverb, EQ, band limits,
 telephone band) were part of the recipe until the ablation of 2026-12-07 showed that they cost
-9-13 EER points in every condition (docs/transfer_channel.md; records in results/transfer-channel/);
-`configs/tts.py:channel` adds them back. The corpus has no validation voices
-besides the held-out ones, so the validation EER during training is computed on up to 1000 of
-their trials (eval.validation_on_test): a convergence monitor, not a model selector. The test is
-all 7560 trials of the 21 held-out voices under the usual noise and interfering-speaker
-conditions. Everything else is the
-default config (configs/default.py: the 16 kHz STFT front end, 20 ms / 10 ms frames; the
-records of results/transfer-waveform/ were made with the waveform front end, before
-deviations 10 and 11 of docs/method.md). Results on the
-first version of this corpus (cache/tts_corpus: 20 English-reading voices, 4 held out) are not
-comparable with this one.
+8.7-13.1 EER points in every condition (docs/transfer_channel.md; records in
+results/transfer-channel/); `configs/tts.py:channel` adds them back. The corpus has no
+validation voices besides the held-out ones, so the validation EER during training is computed
+on up to 1000 of their trials (eval.validation_on_test): a convergence monitor, not a model
+selector. The test is all 7560 trials of the 21 held-out voices under the usual noise and
+interfering-speaker conditions. Everything else is the default config (configs/default.py: the
+16 kHz STFT front end, 20 ms / 10 ms frames; the records of results/transfer-waveform/ were
+made with the waveform front end, before deviations 10 and 11 of docs/method.md). Results on
+the first version of this corpus (cache/tts_corpus: 20 English-reading voices, 4 held out) are
+not comparable with this one.
 
 Ablations, one component changed at a time (``configs/tts.py:NAME``; the same as the
 overrides listed in ABLATIONS below):
@@ -71,7 +70,8 @@ def get_config(ablation: str | None = None):
     a.speed_factors = (0.9, 1.0, 1.1)
     a.babble_prob = 0.2
     # No random channels (reverb, EQ, band limits, telephone band; configs/tts.py:channel adds
-    # them): with them the recipe lost 9-13 points in every condition (docs/transfer_channel.md).
+    # them): with them the recipe lost 8.7-13.1 points in every condition
+    # (docs/transfer_channel.md).
     if ablation is not None:
         if ablation not in ABLATIONS:
             raise ValueError(

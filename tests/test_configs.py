@@ -143,8 +143,8 @@ def test_tts_ablations_each_change_one_component():
     module = _load("tts.py")
     full = module.get_config()
     assert full.data.source == "mixed" and full.data.augment.speed_factors == (0.9, 1.0, 1.1)
-    # No random channels in the recipe (they cost 9-13 points, docs/transfer_channel.md); 'channel'
-    # adds them back, so it is the recipe of results/transfer-channel/.
+    # No random channels in the recipe (they cost 8.7-13.1 points, docs/transfer_channel.md);
+    # 'channel' adds them back, so it is the recipe of results/transfer-channel/.
     a = full.data.augment
     assert (a.eq_prob, a.band_limit_prob, a.telephone_prob, a.reverb_prob) == (0, 0, 0, 0)
     old = module.get_config("channel").data.augment

@@ -38,11 +38,8 @@ class Variant:
     in_default: bool = True
 
 
-# The transfer recipe's components (configs/tts.py), each as the overrides that turn it off:
-# the recipe's ablations, one component at a time, and 'plain' (none of them: the recorded
-# voices alone, as they are).
 # The transfer recipe's components (configs/tts.py), each as the overrides that change it.
-# Random channels are not in the recipe: with them it lost 9-13 points in every condition
+# Random channels are not in the recipe: with them it lost 8.7-13.1 points in every condition
 # (docs/transfer_channel.md, results/transfer-channel/); 'channel' adds them back.
 _CHANNEL_OFF = {
     "data.augment.eq_prob": 0.0,
