@@ -111,3 +111,47 @@ def test_two_talker_extraction_needs_two_utterances_per_speaker(shared_cache):
     a, b = sorted(set(corpus.speakers))[:2]
     with pytest.raises(ValueError, match=a):
         extraction.two_talker_extraction(None, corpus, [(a, b)])
+
+
+def test_ideal_mask_extraction_is_the_masks_ceiling(shared_cache):
+    """The ideal amplitude mask recovers most of the target (a reference for the 'stft'
+    extractor, scripts/eval_extraction.py), more the more interference it removes."""
+    config = config_lib.load_config_file(CONFIG)
+    p = config.data.synthetic
+    corpus = synthetic.load_or_generate(p, "test", config.data.sample_rate, str(shared_cache))
+    pairs = extraction.sample_pairs(extraction.pitch_pairs(corpus, p, F0_RATIO)["similar"], 6)
+    window, hop = 160, 80  # 20 ms / 10 ms at 8 kHz
+    at = {
+        sir: extraction.ideal_mask_extraction(corpus, pairs, sir, window, hop)["si_snri"]
+        for sir in (0.0, 5.0, 40.0)
+    }
+    assert at[0.0].shape == (len(pairs),)
+    assert np.all(at[0.0] > 4.0) and np.all(at[5.0] > 2.0), at
+    # Nearly clean input: the masked, inverted STFT keeps the target (SI-SNR = 40 dB + gain).
+    assert np.all(at[0.0] > at[5.0]) and np.all(40.0 + at[40.0] > 35.0), at
+    # The first figure by hand: min(|S| / |X|, 1) with the mixture's phase.
+    import jax.numpy as jnp
+
+    from csc_jax.models import stft
+
+    a, b = pairs[0]
+    s = corpus.waveforms[corpus.speakers.index(a)]
+    i = corpus.waveforms[corpus.speakers.index(b)]
+    n = min(len(s), len(i))
+    s, i = s[:n], i[:n]
+    x = s + i * np.sqrt(np.sum(s**2) / np.sum(i**2))
+    spec_x, spec_s = stft.stft(jnp.asarray(x), window, hop), stft.stft(jnp.asarray(s), window, hop)
+    mask = np.minimum(np.abs(spec_s) / np.abs(spec_x), 1.0)
+    estimate = np.asarray(stft.istft(mask * spec_x, window, hop, n))
+    assert _si_snr(estimate, s) - _si_snr(x, s) == pytest.approx(at[0.0][0], abs=1e-3)
+
+
+def test_sample_pairs_is_a_seeded_ordered_subset():
+    pairs = [(f"a{k}", f"b{k}") for k in range(50)]
+    got = extraction.sample_pairs(pairs, 10)
+    assert len(got) == 10 and set(got) <= set(pairs)
+    assert got == sorted(got, key=pairs.index) == extraction.sample_pairs(pairs, 10)
+    assert got != extraction.sample_pairs(pairs, 10, seed=1)
+    assert extraction.sample_pairs(pairs, 0) == pairs == extraction.sample_pairs(pairs, 80)
+    with pytest.raises(ValueError, match="max_pairs"):
+        extraction.sample_pairs(pairs, -1)
