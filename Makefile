@@ -40,18 +40,24 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-# docs/results.md: CSC vs SimCLR, 3 seeds each, 600 steps. The page was measured when
-# configs/default.py was the 8 kHz waveform model; this target now trains today's default
-# (16 kHz STFT front end) and rewrites the page; its records go to results/results/.
+# Issue 28's campaigns, seven systems x 3 seeds each, run in pieces: a rerun skips the runs
+# already recorded (results/README.md) and writes the page once every record exists; add
+# --only VARIANT/SEED to run one piece. simclr-time times the csc and simclr steps side by
+# side, so it should run with nothing else on the machine.
+# docs/results.md: the embedded corpus, configs/results.py (3000 steps); records in results/results/.
+SEVEN := csc,simclr,simclr-time,csc-no-xattn,csc-no-sep,csc-no-csc,csc-K1
 results: setup
-	$(PY) scripts/run_results.py --config configs/default.py --steps 600 --variants csc,simclr --seeds 0,1,2 \
-		--out docs/results.md --workdir_root runs/results
+	$(PY) scripts/run_results.py --config configs/results.py --seeds 0,1,2 --variants $(SEVEN) \
+		--workdir_root runs/results --results_root results --campaign results --out docs/results.md \
+		--title 'CSC against SimCLR and the ablations at convergence (embedded corpus)'
 
-# Needs the local TTS corpus (docs/tts_corpus.md): CSC and SimCLR on the transfer recipe
-# (configs/tts.py), 3 seeds each; records in results/results_tts/.
+# docs/results_tts.md: the recorded voices (needs the local TTS corpus, docs/tts_corpus.md), the
+# transfer recipe configs/tts.py trained 2500 steps; records in results/results_tts/.
 results-tts: setup
-	$(PY) scripts/run_results.py --config configs/tts.py --variants csc,simclr --seeds 0,1,2 \
-		--out docs/results_tts.md --workdir_root runs/results_tts
+	$(PY) scripts/run_results.py --config configs/tts.py --steps 2500 --seeds 0,1,2 --variants $(SEVEN) \
+		--workdir_root runs/results_tts --results_root results --campaign results_tts \
+		--out docs/results_tts.md \
+		--title 'CSC against SimCLR and the ablations at convergence (recorded voices)'
 
 benchmark: setup
 	$(PY) benchmark.py --config configs/benchmark.py
