@@ -380,7 +380,29 @@ def test_a_page_rebuilt_from_the_records_equals_the_page_written_after_the_runs(
     finally:
         os.rename(hidden, runs)
     assert text == pipeline_run["md"].read_text()
+    assert "## Notes" not in text
     assert store.check_sizes(str(pipeline_run["campaign"])) == []
+
+
+def test_a_campaigns_notes_file_is_shown_on_its_page(pipeline_run, tmp_path):
+    """results/<campaign>/NOTES.md (committed with the records) goes on the rebuilt page."""
+    from csc_jax.config import load_config_file
+    from csc_jax.experiments import report
+
+    campaign = pipeline_run["campaign"]
+    note = "Clean speech is not won: -3.1 [-6.2, 0.7] points.\n\nTried: a *wider* range."
+    (campaign / report.NOTES_FILE).write_text(note + "\n")
+    try:
+        text = experiments.report_from_records(
+            load_config_file(pipeline_run["config"]), experiments.select_variants(["csc"]),
+            (0,), 2, str(tmp_path / "page.md"), campaign_dir=str(campaign), title="Notes",
+            command="python scripts/run_results.py ...", log=lambda *_: None,
+        )  # fmt: skip
+    finally:
+        (campaign / report.NOTES_FILE).unlink()
+    notes = text.split("## Notes\n\n")[1].split("\n## ")[0]
+    assert notes.strip() == f"From `{campaign.name}/NOTES.md` in the results store:\n\n{note}"
+    assert text.index("## Summary") < text.index("## Notes") < text.index("## Speaker verification")
 
 
 def test_compare_records_reproduces_the_pages_paired_difference(pipeline_run):

@@ -5,7 +5,8 @@ workdirs), so a page is rebuilt from the committed store alone.
 Inputs per run, from its record (csc_jax/experiments/store.py): ``eval_results.json``,
 ``scores.npz`` (per-trial score ranks of every system), ``metrics.jsonl`` (losses and the
 validation EER), ``config.json``, ``record.json`` (status, command, seconds, commit) and
-``run_info.json`` (the machine). Records from different machines are refused unless
+``run_info.json`` (the machine); per campaign, an optional ``NOTES.md`` that the page shows
+under "Notes". Records from different machines are refused unless
 ``allow_mixed_machines``, and then the page says which run ran where. Statistics:
 csc_jax/experiments/statistics.py (two-level bootstrap, the rule for a finding).
 """
@@ -28,6 +29,8 @@ from csc_jax.io_utils import atomic_write, markdown_table
 
 _MAX_PNG_BYTES = 200_000
 REFERENCES = ("untrained", "log-mel", "mfcc")
+# A campaign folder's notes, shown on its page under "Notes" (:func:`campaign_notes`).
+NOTES_FILE = "NOTES.md"
 VERDICT = {"A": "**{a} better**", "B": "**{b} better**", "=": "no finding"}
 
 
@@ -249,6 +252,9 @@ def write_report(
         det_links.append(f"![DET {cond}]({_rel(path, out_dir)})")
 
     info = _run_info(records[0].record_dir)
+    campaign = os.path.dirname(records[0].record_dir)
+    notes = campaign_notes(campaign)
+    notes_from = f"From `{os.path.basename(campaign)}/{NOTES_FILE}` in the results store:"
     n_trials, n_target = len(labels), int(np.sum(labels))
     described = {v.name: v for v in variants}
     lines = [
@@ -262,6 +268,7 @@ def write_report(
         "",
         _summary(diff_rows, conds, primary),
         "",
+        *(["## Notes", "", notes_from, "", notes, ""] if notes else []),
         *(
             [
                 "**Mixed machines:** these runs ran on "
@@ -378,6 +385,17 @@ def write_report(
     atomic_write(out_md, text)
     log(f"[results] wrote {out_md} and {fig_dir}/")
     return text
+
+
+def campaign_notes(campaign_dir: str) -> str:
+    """The campaign's committed notes (``<campaign>/NOTES.md``, markdown; '' if none): what a
+    page says besides its tables (e.g. what was tried for a condition it does not win), kept
+    with the records so that a rebuilt page keeps it."""
+    path = os.path.join(campaign_dir, NOTES_FILE)
+    if not os.path.isfile(path):
+        return ""
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
 
 
 def _rel(path: str, start: str) -> str:
